@@ -1,0 +1,86 @@
+"""Checkpoints as ``NAME.safetensors`` (tensors) + ``NAME.json`` (everything else), written atomically.
+
+No pickles: loading a checkpoint never executes code from the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from distill.errors import KwsError
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``stem.safetensors`` then ``stem.json``; the JSON is written last and marks completeness."""
+    st, js = paths(stem)
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic(st, lambda p: save_file(flat, str(p)))
+    _atomic(js, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+
+
+def paths(stem: Path | str) -> tuple[Path, Path]:
+    """``(stem.safetensors, stem.json)``; a given ``.safetensors``/``.json`` path is reduced to its stem first."""
+    text = str(stem)
+    for ext in (".safetensors", ".json"):
+        if text.endswith(ext):
+            text = text[: -len(ext)]
+    return Path(text + ".safetensors"), Path(text + ".json")
+
+
+def exists(stem: Path | str) -> bool:
+    return all(p.is_file() for p in paths(stem))
+
+
+def remove(stem: Path | str) -> None:
+    for p in paths(stem):
+        p.unlink(missing_ok=True)
+
+
+def load_checkpoint(stem: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by ``save_checkpoint``; accepts the stem or either file's path."""
+    st, js = paths(stem)
+    if not st.is_file() or not js.is_file():
+        raise KwsError(f"checkpoint {stem} not found: expected {st.name} and {js.name} side by side")
+    try:
+        meta = json.loads(js.read_text())
+        tensors = load_file(str(st))
+    except Exception as e:  # corrupt JSON or safetensors header
+        raise KwsError(f"checkpoint {stem} is unreadable ({e})") from None
+    return tensors, meta
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able scalars."""
+    state = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, s in state["state"].items():
+        for k, v in s.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -1,0 +1,70 @@
+"""A KWS classifier = frontend (raw audio -> normalised features) + registered model."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.checkpoint import load_checkpoint, save_checkpoint
+from distill.errors import KwsError
+from distill.features import FeatureConfig, Frontend
+from distill.models import create_model
+
+
+class Classifier(nn.Module):
+    """Raw 16 kHz audio ``(B, S)`` -> logits ``(B, C)``; ``forward_features`` takes un-normalised features."""
+
+    def __init__(self, frontend: Frontend, model: nn.Module, labels: list[str], num_samples: int,
+                 name: str) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.model = model
+        self.labels = list(labels)
+        self.num_samples = num_samples
+        self.name = name
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.model(self.frontend(wave))
+
+    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Args: feats ``(B, F, T)`` from ``Frontend.extract`` (un-normalised)."""
+        return self.model(self.frontend.normalize(feats))
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "preset": getattr(self.model, "preset", None),
+            "model_config": dataclasses.asdict(self.model.config),
+            "labels": self.labels,
+            "num_samples": self.num_samples,
+            "features": dataclasses.asdict(self.frontend.config),
+        }
+
+    def save(self, stem: Path, extra: dict[str, Any] | None = None) -> None:
+        save_checkpoint(stem, self.state_dict(), {**self.meta(), **(extra or {})})
+
+
+def build_classifier(name: str, preset: str | None, options: dict[str, Any], labels: list[str],
+                     features: FeatureConfig, num_samples: int) -> Classifier:
+    frontend = Frontend(features)
+    model = create_model(name, len(labels), features.n_features, features.n_frames(num_samples), preset, **options)
+    return Classifier(frontend, model, labels, num_samples, name)
+
+
+def load_classifier(path: Path | str) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild a classifier from ``NAME.safetensors`` + ``NAME.json``."""
+    tensors, meta = load_checkpoint(path)
+    for key in ("model", "model_config", "labels", "num_samples", "features"):
+        if key not in meta:
+            raise KwsError(f"checkpoint {path} is not a kws-distill model (its JSON lacks {key!r})")
+    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], meta["labels"],
+                           FeatureConfig(**meta["features"]), meta["num_samples"])
+    model_keys = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+    missing, unexpected = clf.load_state_dict(model_keys, strict=False)
+    if missing or unexpected:
+        raise KwsError(f"checkpoint {path} does not match its model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    clf.eval()
+    return clf, meta

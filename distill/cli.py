@@ -1,0 +1,146 @@
+"""``distill`` command line: parse, dispatch, print user errors without a traceback.
+
+    distill run teacher=kwt student=tcresnet data.root=DIR train.epochs=30 ...
+    distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]
+    distill bench [what=speed]
+    distill synth words=yes,no n=500 engines=piper,espeak out=DIR
+    distill tune search=kd samples=8 ...
+    distill keyword create|detect|eval ...
+    distill models
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Callable
+
+from distill.errors import KwsError
+
+USAGE = __doc__.split("\n\n", 1)[1].rstrip() if __doc__ else ""
+
+
+def _run(argv: list[str]) -> int:
+    from distill.config import compose, load_run_config
+
+    if "--cfg" in argv:  # print the resolved config and exit, as Hydra apps do
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(compose([a for a in argv if a != "--cfg"])))
+        return 0
+    from distill.pipeline import run
+
+    cfg = load_run_config(argv)
+    metrics = run(cfg)
+    _print_table(metrics, cfg.run.dir)
+    return 0
+
+
+def _eval(argv: list[str]) -> int:
+    if not argv or "=" in argv[0]:
+        raise KwsError("usage: distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]")
+    from distill.evaluate_cli import run_eval
+
+    result = run_eval(argv[0], argv[1:])
+    _print_table(result["metrics"], result["dir"])
+    return 0
+
+
+def _print_table(metrics: dict, out_dir: str | None) -> None:
+    from rich.table import Table
+
+    from distill.progress import console
+
+    table = Table(title=f"results in {out_dir}")
+    for col in ("model", "params", "MACs", "accuracy", "latency ms"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for role, m in metrics.items():
+        table.add_row(role, f"{m['params']:,}", f"{m['macs']:,}", f"{100 * m['accuracy']:.2f}%", f"{m['latency_ms']:.3f}")
+    console.print(table)
+
+
+def _models(argv: list[str]) -> int:
+    from distill.models import MODELS
+    from distill.models.profile import profile_model
+
+    import importlib
+
+    rows = []
+    for name in MODELS.list():
+        module = importlib.import_module(f"distill.models.{name}")
+        for preset in getattr(module, "PRESETS", {None: None}):
+            model = MODELS.get(name)(12, 40, 97, preset)
+            rows.append({"model": name, "preset": preset, **profile_model(model, 40, 97)})
+    print(json.dumps(rows, indent=1) if "--json" in argv else
+          "\n".join(f"{r['model']:10s} {str(r['preset']):18s} params {r['params']:>10,}  MACs {r['macs']:>12,}"
+                    for r in rows))
+    return 0
+
+
+def _bench(argv: list[str]) -> int:
+    from distill.bench import main as bench_main
+
+    return bench_main(argv)
+
+
+def _synth(argv: list[str]) -> int:
+    from synth.cli import main as synth_main
+
+    return synth_main(argv)
+
+
+def _tune(argv: list[str]) -> int:
+    from tune.cli import main as tune_main
+
+    return tune_main(argv)
+
+
+def _keyword(argv: list[str]) -> int:
+    from distill.keyword.cli import main as keyword_main
+
+    return keyword_main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "run": (_run, "train teacher, distilled student and baseline; evaluate; write a report"),
+    "eval": (_eval, "evaluate a checkpoint or run folder on a dataset"),
+    "bench": (_bench, "speed benchmarks: training throughput, KD overhead, inference latency"),
+    "synth": (_synth, "synthesize keyword utterances with TTS engines"),
+    "tune": (_tune, "Ray Tune hyper-parameter search"),
+    "keyword": (_keyword, "custom keyword from a few recordings: create / detect / eval"),
+    "models": (_models, "list registered models and presets with params and MACs"),
+}
+
+
+def _help() -> str:
+    lines = ["usage: distill COMMAND [key=value ...]", "", "commands:"]
+    lines += [f"  {name:8s} {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += ["", "examples:", *("  " + ln.strip() for ln in USAGE.splitlines() if ln.strip())]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_help())
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        print(f"error: unknown command {cmd!r}\n\n{_help()}", file=sys.stderr)
+        return 2
+    if rest and rest[0] in ("-h", "--help"):
+        print(_help() if cmd not in ("run",) else _help() + "\n\n`distill run --cfg` prints every key and its default.")
+        return 0
+    try:
+        return COMMANDS[cmd][0](rest)
+    except KwsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; rerun with resume=true (and the same run.dir) to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Typed run configuration composed with Hydra from ``distill/conf`` plus ``key=value`` overrides.
+
+``teacher=kwt`` picks a config group file; ``train.lr=0.01`` overrides a key; unknown keys, wrong
+types and bad values raise ``ConfigError`` (CLI exit code 2). Deeper code receives these dataclasses,
+never raw dicts or argv.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from distill.errors import ConfigError
+from distill.features import FeatureConfig
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 0.01
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 0.01
+    warmup_epochs: float = 3.0
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    zero_gamma: bool = True
+    bf16: bool = False
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _check(self.optimizer in ("adamw", "sgd"), f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        _check(self.warmup_epochs >= 0, "train.warmup_epochs must be >= 0")
+        _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+        _check(self.mixup >= 0, "train.mixup must be >= 0 (Beta alpha; 0 disables)")
+
+    @property
+    def scaled_lr(self) -> float:
+        """Linear scaling rule (Goyal et al. 2017; He et al. 2019): ``lr * batch_size / 256``."""
+        return self.lr * self.batch_size / 256
+
+
+@dataclass
+class ModelSection:
+    name: str = "tcresnet"
+    preset: Optional[str] = None
+    checkpoint: Optional[str] = None
+    train: dict = field(default_factory=dict)  # overrides of TrainConfig for this model
+    options: dict = field(default_factory=dict)  # extra model config fields (+teacher.options.dim=96)
+
+
+@dataclass
+class DataConfig:
+    name: str = "speech_commands"
+    root: Optional[str] = None
+    classes: Optional[int] = 12
+    clip_seconds: float = 1.0
+    val_percent: float = 10.0
+    test_percent: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.clip_seconds <= 10, "data.clip_seconds must be in (0, 10]")
+        _check(0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
+               and self.val_percent + self.test_percent < 100,
+               "data.val_percent and data.test_percent must be >= 0 and sum to < 100")
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.clip_seconds * 16000))
+
+
+@dataclass
+class AugmentConfig:
+    noise_dir: Optional[str] = None
+    noise_prob: float = 0.8
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    shift_ms: float = 100.0
+    freq_masks: int = 2
+    freq_width: int = 7
+    time_masks: int = 2
+    time_width: int = 12
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.noise_prob <= 1, "augment.noise_prob must be in [0, 1]")
+        _check(self.snr_min <= self.snr_max, "augment.snr_min must be <= augment.snr_max")
+        _check(self.shift_ms >= 0, "augment.shift_ms must be >= 0")
+
+
+@dataclass
+class KDConfig:
+    temperature: float = 4.0
+    alpha: float = 0.7
+    mode: str = "offline"
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, f"kd.temperature must be > 0, got {self.temperature}")
+        _check(0 <= self.alpha <= 1, f"kd.alpha must be in [0, 1], got {self.alpha}")
+        _check(self.mode in ("offline", "online"), f"kd.mode must be offline or online, got {self.mode!r}")
+
+
+@dataclass
+class RunSection:
+    dir: Optional[str] = None
+
+
+@dataclass
+class RunConfig:
+    teacher: ModelSection = field(default_factory=lambda: ModelSection(name="kwt"))
+    student: ModelSection = field(default_factory=ModelSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunSection = field(default_factory=RunSection)
+    seed: int = 0
+    baseline: bool = True
+    resume: bool = False
+    device: str = "auto"
+    threads: Optional[int] = None
+
+    def train_for(self, section: ModelSection) -> TrainConfig:
+        """The top-level train config with the model section's own overrides applied."""
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(section.train) - known)
+        _check(not unknown, f"unknown key(s) {unknown} under {section.name}.train; known: {sorted(known)}")
+        return dataclasses.replace(self.train, **section.train)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def compose(overrides: list[str], config_name: str = "run") -> DictConfig:
+    """Compose ``distill/conf/<config_name>.yaml`` with Hydra overrides (``key=value``, ``group=option``)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_explain(e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _explain(e: Exception) -> str:
+    """Turn Hydra's multi-line errors into one line that says what to fix."""
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    head = lines[0] if lines else type(e).__name__
+    if head.startswith("Could not override"):
+        key = head.split("'")[1]
+        return (f"unknown config key {key!r} (check the spelling; `distill run --cfg` prints every key; "
+                f"model options go under +teacher.options.KEY / +student.options.KEY)")
+    if "Could not find" in head:
+        options = []
+        for ln in lines[1:]:
+            if ln.startswith("Config search path"):
+                break
+            if not ln.startswith("Available"):
+                options.append(ln)
+        return f"{head}; available: {', '.join(options)}"
+    return f"bad override: {head}"
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Check types against the schema and build the typed ``RunConfig``."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        schema = OmegaConf.structured(RunConfig)
+        merged = OmegaConf.merge(schema, cfg)
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad config value: {str(e).splitlines()[0]}") from None
+    except ValueError as e:  # raised from a dataclass __post_init__ via OmegaConf
+        raise ConfigError(str(e)) from None
+    return obj
+
+
+def load_run_config(overrides: list[str]) -> RunConfig:
+    return to_run_config(compose(overrides))
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+
+def config_from_yaml(path: Path) -> RunConfig:
+    """Load a ``config.yaml`` written by ``save_config`` (e.g. a run's resolved config)."""
+    return to_run_config(OmegaConf.load(path))
+
+
+def as_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)

@@ -1,0 +1,84 @@
+"""Dataset registry: each dataset turns a config into labelled train/val/test item lists.
+
+Items are light (a path, a label, a speaker); audio is read once by ``distill.data.cache``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from distill.registry import Registry
+
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+_SPEAKER_RE = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One clip: ``path`` read from ``offset`` (samples) scaled by ``gain``; ``offset >= 0`` slices long files."""
+
+    path: str
+    label: str
+    speaker: str
+    offset: int = -1
+    gain: float = 1.0
+
+
+@dataclass
+class Splits:
+    labels: list[str]
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
+    noise_files: list[Path] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Item]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+# builder(DataConfig) -> Splits
+DATASETS: Registry[Callable[..., Splits]] = Registry("dataset")
+
+
+def speaker_of(path: str | Path) -> str:
+    """Speaker id from a Speech Commands name (``<hash>_nohash_<n>.wav``, optionally ``<word>_`` first);
+    other files count as their own speaker."""
+    name = Path(path).name
+    m = _SPEAKER_RE.search(name)
+    return m.group(1).lower() if m else Path(path).stem
+
+
+def hash_split(speaker: str, val_percent: float, test_percent: float) -> str:
+    """Deterministic speaker-disjoint split, as in the Speech Commands README's ``which_set``."""
+    digest = int(hashlib.sha1(speaker.encode("utf-8")).hexdigest(), 16)
+    percent = (digest % 100_000) / 1000.0
+    if percent < val_percent:
+        return "val"
+    if percent < val_percent + test_percent:
+        return "test"
+    return "train"
+
+
+def audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def order_labels(labels: set[str]) -> list[str]:
+    """``_silence_`` and ``_unknown_`` first (when present), then the rest sorted."""
+    special = [x for x in (SILENCE, UNKNOWN) if x in labels]
+    return special + sorted(labels - set(special))
+
+
+def build_splits(cfg) -> Splits:
+    """Build the splits for a ``DataConfig``."""
+    return DATASETS.get(cfg.name)(cfg)
+
+
+from distill.data import folder, manifest, speech_commands  # noqa: E402,F401  (registration)

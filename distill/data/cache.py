@@ -1,0 +1,123 @@
+"""Clips decoded once and clean features computed once, in memory and in an on-disk cache.
+
+The cache key covers every file's path, size and mtime plus the clip length and the feature config,
+so a changed file or setting never reuses stale features.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from distill.audio import load_audio
+from distill.data import SILENCE, Item
+from distill.errors import AudioError
+from distill.features import Frontend
+from distill.progress import info, track
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("KWS_DISTILL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kws-distill")
+    return Path(base)
+
+
+@dataclass
+class ClipData:
+    """Decoded clips with labels and their clean (un-normalised) features.
+
+    Attributes:
+        waves: ``(N, S)`` float32 audio at 16 kHz.
+        labels: ``(N,)`` int64 class indices.
+        feats: ``(N, F, T)`` clean features from ``Frontend.extract``.
+        items: the items that loaded (bad files are dropped).
+    """
+
+    waves: torch.Tensor
+    labels: torch.Tensor
+    feats: torch.Tensor
+    items: list[Item]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _read(item: Item, num_samples: int) -> np.ndarray:
+    silence = item.label == SILENCE
+    if item.offset >= 0:
+        audio = load_audio(item.path, require_signal=False)
+        audio = audio[item.offset : item.offset + num_samples]
+        if len(audio) < num_samples:
+            audio = np.pad(audio, (0, num_samples - len(audio)))
+    else:
+        audio = load_audio(item.path, num_samples=num_samples, require_signal=not silence)
+    return audio * item.gain
+
+
+def _key(items: list[Item], num_samples: int, frontend: Frontend) -> str:
+    h = hashlib.sha1()
+    h.update(json.dumps([num_samples, dataclasses.asdict(frontend.config)]).encode())
+    for it in items:
+        try:
+            st = os.stat(it.path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        h.update(f"{it.path}|{it.label}|{it.offset}|{it.gain}|{stamp}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def load_clips(items: list[Item], labels: list[str], num_samples: int, frontend: Frontend,
+               description: str = "loading audio", use_disk_cache: bool = True) -> ClipData:
+    """Decode ``items``, skip bad files (one warning with the count), compute clean features."""
+    index = {name: i for i, name in enumerate(labels)}
+    path = cache_dir() / "clips" / f"{_key(items, num_samples, frontend)}.safetensors"
+    if use_disk_cache and path.is_file():
+        t = load_file(str(path))
+        kept = t["kept"].tolist()
+        return ClipData(t["waves"].float() / 32767.0, t["labels"], t["feats"], [items[i] for i in kept])
+    clips: list[np.ndarray | None] = [None] * len(items)
+    bad: list[str] = []
+
+    def read(i: int) -> None:
+        try:
+            clips[i] = _read(items[i], num_samples)
+        except AudioError as e:
+            bad.append(str(e))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # soundfile and soxr release the GIL
+        for _ in track(pool.map(read, range(len(items))), description, total=len(items)):
+            pass
+    if bad:
+        info(f"[yellow]warning: skipped {len(bad)} bad audio file(s), e.g. {bad[0]}")
+    kept = [i for i, c in enumerate(clips) if c is not None]
+    if not kept:
+        return ClipData(torch.zeros(0, num_samples), torch.zeros(0, dtype=torch.long),
+                        torch.zeros(0, frontend.config.n_features, frontend.config.n_frames(num_samples)), [])
+    waves = torch.from_numpy(np.stack([clips[i] for i in kept]))
+    lab = torch.tensor([index[items[i].label] for i in kept], dtype=torch.long)
+    feats = extract_features(frontend, waves)
+    data = ClipData(waves, lab, feats, [items[i] for i in kept])
+    if use_disk_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        pcm = (waves.clamp(-1, 1) * 32767).round().to(torch.int16)
+        save_file({"waves": pcm, "labels": lab, "feats": feats, "kept": torch.tensor(kept)}, str(tmp))
+        os.replace(tmp, path)
+        data.waves = pcm.float() / 32767.0  # identical to what a cache hit returns
+    return data
+
+
+@torch.no_grad()
+def extract_features(frontend: Frontend, waves: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Clean features ``(N, F, T)`` for waves ``(N, S)``, in batches."""
+    out = [frontend.extract(waves[i : i + batch]) for i in range(0, len(waves), batch)]
+    return torch.cat(out) if out else waves.new_zeros(0)

@@ -1,0 +1,154 @@
+"""Log-mel and MFCC frontends in plain torch (no torchaudio), batched, ONNX-exportable.
+
+Two STFT paths give the same numbers: ``torch.stft`` (FFT, fast on CPU/GPU, used in training) and a
+matrix product with a windowed DFT basis (used when ``export_mode`` is set, since every ONNX runtime has
+MatMul but not all have STFT).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from distill.errors import ConfigError
+
+
+@dataclass
+class FeatureConfig:
+    kind: str = "logmel"  # logmel | mfcc
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_ms: float = 30.0
+    hop_ms: float = 10.0
+    n_mels: int = 40
+    n_mfcc: int = 40
+    f_min: float = 20.0
+    f_max: float = 7600.0
+    log_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("logmel", "mfcc"):
+            raise ConfigError(f"features.kind must be 'logmel' or 'mfcc', got {self.kind!r}")
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"features.win_ms={self.win_ms} is longer than n_fft={self.n_fft} samples")
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ConfigError(f"need 0 <= f_min < f_max <= sample_rate/2, got {self.f_min}, {self.f_max}")
+        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
+            raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be in 1..n_mels={self.n_mels}")
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    def n_frames(self, num_samples: int) -> int:
+        """Frames for a clip of ``num_samples``: n_fft-long frames every hop, no centre padding.
+
+        Matches ``torch.stft(center=False)`` and librosa; 1 s at 16 kHz gives 97 frames.
+        """
+        return 1 + (num_samples - self.n_fft) // self.hop_length
+
+
+def hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float, f_max: float) -> torch.Tensor:
+    """Triangular HTK-scale mel filters, unnormalised (peak 1), as in ``librosa.filters.mel(htk=True, norm=None)``.
+
+    Returns:
+        ``(n_mels, n_freqs)`` float64.
+    """
+    fft_freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
+    mels = torch.linspace(hz_to_mel(torch.tensor(f_min)), hz_to_mel(torch.tensor(f_max)), n_mels + 2,
+                          dtype=torch.float64)
+    hz = mel_to_hz(mels)
+    lower, centre, upper = hz[:-2, None], hz[1:-1, None], hz[2:, None]
+    up = (fft_freqs[None] - lower) / (centre - lower)
+    down = (upper - fft_freqs[None]) / (upper - centre)
+    return torch.clamp(torch.minimum(up, down), min=0.0)
+
+
+def dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis ``(n_out, n_in)``, equal to ``scipy.fft.dct(type=2, norm='ortho')``."""
+    n = torch.arange(n_in, dtype=torch.float64)
+    k = torch.arange(n_out, dtype=torch.float64)[:, None]
+    basis = torch.cos(math.pi / n_in * (n + 0.5) * k) * math.sqrt(2.0 / n_in)
+    basis[0] /= math.sqrt(2.0)
+    return basis
+
+
+class Frontend(nn.Module):
+    """Waveform ``(B, S)`` -> features ``(B, F, T)``, then per-feature normalisation.
+
+    ``forward`` = ``normalize(extract(x))``. Training caches ``extract`` output and normalises per batch;
+    an exported model runs the whole thing on raw 16 kHz audio. ``mean``/``std`` are fitted on training
+    features with ``fit_stats`` and travel with every checkpoint.
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.export_mode = False
+        c = config
+        n_freqs = c.n_fft // 2 + 1
+        # torch.stft centres a short window inside n_fft; the DFT basis does the same.
+        window = torch.zeros(c.n_fft, dtype=torch.float64)
+        left = (c.n_fft - c.win_length) // 2
+        window[left : left + c.win_length] = torch.hann_window(c.win_length, periodic=True, dtype=torch.float64)
+        self.register_buffer("window", window[left : left + c.win_length].float(), persistent=False)
+        t = torch.arange(c.n_fft, dtype=torch.float64)
+        f = torch.arange(n_freqs, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * f * t / c.n_fft
+        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # (2*n_freqs, n_fft)
+        self.register_buffer("dft_basis", basis.float(), persistent=False)
+        self.register_buffer("mel_fb", mel_filterbank(n_freqs, c.n_mels, c.sample_rate, c.f_min, c.f_max).float(),
+                             persistent=False)
+        if c.kind == "mfcc":
+            self.register_buffer("dct", dct_matrix(c.n_mels, c.n_mfcc).float(), persistent=False)
+        self.register_buffer("mean", torch.zeros(c.n_features))
+        self.register_buffer("std", torch.ones(c.n_features))
+
+    def power_spectrum(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` -> ``(B, n_fft//2+1, T)`` power."""
+        c = self.config
+        if self.export_mode:
+            frames = wave.unfold(-1, c.n_fft, c.hop_length)  # (B, T, n_fft)
+            spec = torch.matmul(frames, self.dft_basis.T)  # (B, T, 2*n_freqs)
+            re, im = spec.chunk(2, dim=-1)
+            return (re * re + im * im).transpose(1, 2)
+        spec = torch.stft(wave, c.n_fft, c.hop_length, c.win_length, self.window, center=False, return_complex=True)
+        return spec.real.square() + spec.imag.square()
+
+    def extract(self, wave: torch.Tensor) -> torch.Tensor:
+        """Un-normalised features: ``(B, S)`` -> ``(B, F, T)``."""
+        mel = torch.matmul(self.mel_fb, self.power_spectrum(wave.float()))
+        feats = torch.log(mel + self.config.log_eps)
+        if self.config.kind == "mfcc":
+            feats = torch.matmul(self.dct, feats)
+        return feats
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean[:, None]) / self.std[:, None]
+
+    @torch.no_grad()
+    def fit_stats(self, feats: torch.Tensor) -> None:
+        """Set per-feature mean/std from training features ``(N, F, T)``."""
+        self.mean.copy_(feats.mean(dim=(0, 2)))
+        self.std.copy_(feats.std(dim=(0, 2)).clamp_min(1e-5))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.extract(wave))

@@ -1,0 +1,225 @@
+"""``distill run``: train (or load) a teacher, distil a student, train a baseline student, compare on test."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill import checkpoint
+from distill.augment import NoiseBank
+from distill.classifier import Classifier, build_classifier, load_classifier
+from distill.config import ModelSection, RunConfig, save_config
+from distill.data import Splits, build_splits
+from distill.data.cache import ClipData, load_clips
+from distill.errors import ConfigError, KwsError
+from distill.evaluate import evaluate
+from distill.features import Frontend
+from distill.progress import info
+from distill.report import plot_confusion, plot_history, write_report
+from distill.train import Teacher, Trainer, predict
+
+ROLES = ("teacher", "student", "baseline")
+
+
+@dataclass
+class Prepared:
+    """Everything a training job needs, computed once: splits, clean clips/features, noise."""
+
+    splits: Splits
+    frontend: Frontend  # with mean/std fitted on the training features
+    train: ClipData
+    val: ClipData
+    test: ClipData
+    noise: NoiseBank | None
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is available; use device=cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_data_root(cfg: RunConfig) -> RunConfig:
+    """Without ``data.root`` the run uses the embedded default set (synthesized once, cached)."""
+    if cfg.data.root is not None:
+        return cfg
+    try:
+        from synth.default import default_dataset
+    except ImportError:
+        default_dataset = None
+    if default_dataset is None:
+        raise ConfigError("data.root is not set. Point it at a dataset, e.g. "
+                          "`distill run data=speech_commands data.root=/path/to/speech_commands_v0.02`, "
+                          "or `data=folder data.root=DIR` (one sub-folder per label), "
+                          "or `data=manifest data.root=FILE.jsonl`.")
+    manifest = default_dataset()
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="manifest", root=str(manifest)))
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    splits = build_splits(cfg.data)
+    if not splits.train:
+        raise KwsError(f"the training split of {cfg.data.root} is empty")
+    if not splits.test:
+        raise KwsError(f"the test split of {cfg.data.root} is empty; raise data.test_percent")
+    frontend = Frontend(cfg.features)
+    n = cfg.data.num_samples
+    train = load_clips(splits.train, splits.labels, n, frontend, "reading train audio")
+    val = load_clips(splits.val, splits.labels, n, frontend, "reading val audio")
+    test = load_clips(splits.test, splits.labels, n, frontend, "reading test audio")
+    if len(train) == 0:
+        raise KwsError("no readable training clips")
+    frontend.fit_stats(train.feats)
+    noise = None
+    if cfg.augment.noise_dir:
+        noise = NoiseBank.from_folder(cfg.augment.noise_dir)
+    elif splits.noise_files:
+        noise = NoiseBank.from_folder(Path(splits.noise_files[0]).parent)
+    if noise is None and cfg.augment.noise_prob > 0:
+        info("[yellow]no noise folder (augment.noise_dir) and none in the dataset: training without noise mixing")
+    return Prepared(splits, frontend, train, val, test, noise)
+
+
+def new_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:
+    clf = build_classifier(section.name, section.preset, section.options, prep.splits.labels, cfg.features,
+                           cfg.data.num_samples)
+    clf.frontend.load_state_dict(prep.frontend.state_dict())
+    return clf
+
+
+def train_model(section: ModelSection, prep: Prepared, cfg: RunConfig, ckpt: Path | None,
+                teacher: Teacher | None = None, description: str = "train", on_epoch=None) -> Classifier:
+    """The training function shared by ``distill run`` and ``distill tune``."""
+    device = select_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # same init for the KD student and its baseline
+    clf = new_classifier(section, prep, cfg)
+    trainer = Trainer(clf, cfg.train_for(section), cfg.augment, cfg.seed, device, prep.noise, teacher)
+    state = trainer.fit(prep.train, prep.val, ckpt=ckpt, resume=cfg.resume, description=description,
+                        on_epoch=on_epoch)
+    clf.history = state.history  # type: ignore[attr-defined]
+    return clf
+
+
+def load_teacher(path: str, prep: Prepared, cfg: RunConfig) -> Classifier:
+    clf, meta = load_classifier(path)
+    if clf.labels != prep.splits.labels:
+        raise KwsError(f"teacher {path} predicts {clf.labels}, but the data has {prep.splits.labels}")
+    if meta["features"] != dataclasses.asdict(cfg.features) or meta["num_samples"] != cfg.data.num_samples:
+        raise KwsError(f"teacher {path} was trained on other features or clip length; "
+                       f"use the same features.* and data.clip_seconds")
+    clf.history = meta.get("history", [])  # type: ignore[attr-defined]
+    return clf
+
+
+def teacher_targets(teacher: Classifier, prep: Prepared, cfg: RunConfig) -> Teacher:
+    if cfg.kd.mode == "online":
+        return Teacher(cfg.kd, model=teacher)
+    # Offline KD: one pass over the clean training clips; every student epoch reuses these logits.
+    return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), prep.train))
+
+
+def _stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
+    """Train one role unless its final checkpoint exists (then load it: a resumed run skips finished work)."""
+    final = run_dir / "checkpoints" / role
+    if cfg.resume and checkpoint.exists(final):
+        info(f"{role}: finished in an earlier run, loading {final}")
+        clf, meta = load_classifier(final)
+        clf.history = meta.get("history", [])  # type: ignore[attr-defined]
+        return clf
+    last = run_dir / "checkpoints" / f"{role}_last"
+    clf = build(last)
+    clf.save(final, {"role": role, "history": clf.history, "epoch": len(clf.history)})
+    checkpoint.remove(last)  # optimizer state is only needed while the stage is unfinished
+    return clf
+
+
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Run the whole job and write config.yaml, metrics.json, report.md, PNGs and checkpoints to run.dir."""
+    cfg = resolve_data_root(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.resume and not cfg.run.dir:
+        raise ConfigError("resume=true needs run.dir=<the folder of the run to continue>")
+    run_dir = Path(cfg.run.dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(run_dir)))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    seed_everything(cfg.seed)
+    prep = prepare(cfg)
+    info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
+         f"test {len(prep.test)} clips")
+    t0 = time.time()
+    if cfg.teacher.checkpoint:
+        teacher = load_teacher(cfg.teacher.checkpoint, prep, cfg)
+        teacher_ckpt = str(Path(cfg.teacher.checkpoint))
+    else:
+        teacher = _stage("teacher", run_dir, cfg,
+                         lambda ck: train_model(cfg.teacher, prep, cfg, ck, description="teacher"))
+        teacher_ckpt = str(run_dir / "checkpoints" / "teacher")
+    models = {"teacher": (teacher, teacher_ckpt)}
+    targets = teacher_targets(teacher, prep, cfg)
+    student = _stage("student", run_dir, cfg, lambda ck: train_model(
+        cfg.student, prep, cfg, ck, targets, description=f"student (KD, T={cfg.kd.temperature}, a={cfg.kd.alpha})"))
+    models["student"] = (student, str(run_dir / "checkpoints" / "student"))
+    if cfg.baseline:
+        base = _stage("baseline", run_dir, cfg, lambda ck: train_model(
+            cfg.student, prep, cfg, ck, description="baseline (no KD)"))
+        models["baseline"] = (base, str(run_dir / "checkpoints" / "baseline"))
+    notes = [f"data: `{cfg.data.name}` at `{cfg.data.root}`: {len(prep.train)} train / {len(prep.val)} val / "
+             f"{len(prep.test)} test clips, {len(prep.splits.labels)} classes",
+             f"KD: T={cfg.kd.temperature}, alpha={cfg.kd.alpha}, {cfg.kd.mode} teacher logits; seed {cfg.seed}"]
+    metrics = write_outputs(run_dir, models, {r: prep.test for r in models}, "kws-distill run report",
+                            notes + [f"wall time: {(time.time() - t0) / 60:.1f} min"])
+    return metrics
+
+
+def score(models: dict[str, tuple[Classifier, str]], tests: dict[str, ClipData], run_dir: Path
+          ) -> tuple[dict[str, Any], list[str]]:
+    """``{role: M}`` for each model on its test clips, plus the confusion-matrix PNGs written to ``run_dir``."""
+    metrics: dict[str, Any] = {}
+    images = []
+    for role, (clf, ckpt) in models.items():
+        m = evaluate(clf, tests[role], ckpt)
+        m["model"], m["preset"] = clf.name, getattr(clf.model, "preset", None)
+        png = f"confusion_{role}.png"
+        plot_confusion(m.pop("confusion"), m.pop("labels"), f"{role}: {clf.name} ({100 * m['accuracy']:.1f}%)",
+                       run_dir / png)
+        images.append(png)
+        metrics[role] = m
+    return metrics, images
+
+
+def write_outputs(run_dir: Path, models: dict[str, tuple[Classifier, str]], tests: dict[str, ClipData],
+                  title: str, notes: list[str]) -> dict[str, Any]:
+    """metrics.json (``{role: M}``), report.md, confusion and history PNGs."""
+    metrics, images = score(models, tests, run_dir)
+    histories = {r: c.history for r, (c, _) in models.items() if getattr(c, "history", None)}
+    if histories:
+        plot_history(histories, run_dir / "training.png")
+        images.insert(0, "training.png")
+    tmp = run_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, run_dir / "metrics.json")
+    if "student" in metrics and "baseline" in metrics:
+        gain = 100 * (metrics["student"]["accuracy"] - metrics["baseline"]["accuracy"])
+        notes = notes + [f"distillation changed the student's test accuracy by {gain:+.2f} points"]
+    notes = notes + ["latency: median eager single-window model time, 1 CPU thread, features in "
+                     "(the frontend is excluded)"]
+    write_report(run_dir / "report.md", title, metrics, notes, images)
+    return metrics

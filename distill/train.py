@@ -1,0 +1,226 @@
+"""The one training loop, used by ``distill run``, ``distill tune`` and ``distill keyword create``.
+
+Recipe from "Bag of Tricks for Image Classification" (He et al., CVPR 2019): linear LR scaling with the batch
+size, linear warmup then cosine decay, label smoothing, mixup, no weight decay on biases and norms, zero-gamma
+on the last norm of each residual branch. Plus SpecAugment, time shift and noise mixing on cached features.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.augment import NoiseBank, mixup, spec_augment, time_shift
+from distill.checkpoint import exists as checkpoint_exists, load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
+from distill.classifier import Classifier
+from distill.config import AugmentConfig, KDConfig, TrainConfig
+from distill.data.cache import ClipData
+from distill.errors import KwsError
+from distill.kd import kd_loss, soft_cross_entropy
+from distill.progress import progress
+
+
+@dataclass
+class Teacher:
+    """What the student learns from: precomputed logits ``(N, C)`` (offline) or a model run per batch (online)."""
+
+    kd: KDConfig
+    logits: Optional[torch.Tensor] = None
+    model: Optional[Classifier] = None
+
+
+@dataclass
+class FitState:
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+EpochCallback = Callable[[int, dict[str, Any], Callable[[Path], None]], None]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay only on weights of dimension >= 2; biases, norms and embeddings the model lists are exempt."""
+    skip = set(getattr(model, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.split(".")[-1] in skip or name in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def zero_gamma(model: nn.Module) -> int:
+    """Zero the scale of every norm tagged ``zero_gamma`` so each residual block starts as the identity."""
+    n = 0
+    for m in model.modules():
+        if getattr(m, "zero_gamma", False) and getattr(m, "weight", None) is not None:
+            nn.init.zeros_(m.weight)
+            n += 1
+    return n
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.scaled_lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.scaled_lr)
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warmup to ``peak`` over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress_ = (step - warmup) / max(1, total - warmup)
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+
+def _targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    one_hot = F.one_hot(labels, num_classes).float()
+    return one_hot * (1 - smoothing) + smoothing / num_classes
+
+
+class Trainer:
+    """Trains one ``Classifier`` on cached clips; checkpoints every epoch; resumes exactly."""
+
+    def __init__(self, clf: Classifier, cfg: TrainConfig, aug: AugmentConfig, seed: int,
+                 device: torch.device, noise: NoiseBank | None = None, teacher: Teacher | None = None) -> None:
+        self.clf, self.cfg, self.aug, self.seed = clf.to(device), cfg, aug, seed
+        self.device, self.noise, self.teacher = device, noise, teacher
+        torch.manual_seed(seed)
+        self.opt = make_optimizer(clf.model, cfg)
+        self.state = FitState()
+        if teacher is not None and teacher.model is not None:
+            teacher.model.to(device).eval().requires_grad_(False)
+
+    # ---- one batch -------------------------------------------------------------------------------------
+    def _augment(self, data: ClipData, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Normalised, augmented features ``(B, F, T)`` for the clips ``idx``."""
+        feats = data.feats[idx].clone()
+        if self.noise is not None and self.aug.noise_prob > 0:
+            hit = torch.rand(len(idx), generator=gen) < self.aug.noise_prob
+            if hit.any():
+                noisy = self.noise.mix(data.waves[idx[hit]], gen, self.aug.snr_min, self.aug.snr_max)
+                with torch.no_grad():
+                    feats[hit] = self.clf.frontend.extract(noisy.to(self.device)).cpu()
+        x = self.clf.frontend.normalize(feats.to(self.device))
+        hop_ms = self.clf.frontend.config.hop_ms
+        x = time_shift(x, gen, int(self.aug.shift_ms // hop_ms))
+        return spec_augment(x, gen, self.aug.freq_masks, self.aug.freq_width, self.aug.time_masks, self.aug.time_width)
+
+    def _step(self, data: ClipData, idx: torch.Tensor, gen: torch.Generator) -> tuple[float, int]:
+        cfg, num_classes = self.cfg, len(self.clf.labels)
+        x = self._augment(data, idx, gen)
+        labels = data.labels[idx].to(self.device)
+        y = _targets(labels, num_classes, cfg.label_smoothing)
+        t_logits = None
+        if self.teacher is not None and self.teacher.logits is not None:
+            t_logits = self.teacher.logits[idx].to(self.device)
+        if cfg.mixup > 0:
+            x, y, perm, lam = mixup(x, y, gen, cfg.mixup)
+            if t_logits is not None:  # offline targets follow the same mix
+                t_logits = lam * t_logits + (1 - lam) * t_logits[perm]
+        if self.teacher is not None and self.teacher.model is not None:
+            with torch.no_grad():  # the teacher sees the same augmented batch, in its own normalisation
+                fe_s, fe_t = self.clf.frontend, self.teacher.model.frontend
+                raw = x * fe_s.std[:, None] + fe_s.mean[:, None]
+                t_logits = self.teacher.model.forward_features(raw).float()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = self.clf.model(x)
+        logits = logits.float()
+        if t_logits is None:
+            loss = soft_cross_entropy(logits, y)
+        else:
+            loss = kd_loss(logits, t_logits, y, self.teacher.kd.temperature, self.teacher.kd.alpha)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        correct = int((logits.argmax(-1) == labels).sum())
+        return loss.item(), correct
+
+    # ---- epochs ----------------------------------------------------------------------------------------
+    def fit(self, train: ClipData, val: ClipData | None = None, ckpt: Path | None = None, resume: bool = False,
+            description: str = "train", on_epoch: EpochCallback | None = None) -> FitState:
+        """Train for ``cfg.epochs``; with ``resume`` continue from ``ckpt``'s last saved epoch."""
+        cfg = self.cfg
+        if len(train) == 0:
+            raise KwsError("no training clips: check data.root and the split percentages")
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+        if resume and ckpt is not None and checkpoint_exists(ckpt):
+            self.load_state(ckpt)
+        elif self.state.epoch == 0 and cfg.zero_gamma:
+            zero_gamma(self.clf.model)
+        with progress() as bar:
+            task = bar.add_task(description, total=cfg.epochs, completed=self.state.epoch, info="")
+            while self.state.epoch < cfg.epochs:
+                epoch = self.state.epoch
+                torch.manual_seed(self.seed * 100_003 + epoch)  # dropout etc.: the same after a resume
+                gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                perm = torch.randperm(len(train), generator=gen)
+                self.clf.train()
+                self.clf.frontend.eval()
+                t0, loss_sum, correct = time.perf_counter(), 0.0, 0
+                for b in range(steps_per_epoch):
+                    for group in self.opt.param_groups:
+                        group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.scaled_lr)
+                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    loss, c = self._step(train, idx, gen)
+                    loss_sum += loss * len(idx)
+                    correct += c
+                seconds = time.perf_counter() - t0
+                row = {"epoch": epoch + 1, "loss": loss_sum / len(train), "train_accuracy": correct / len(train),
+                       "seconds": seconds, "samples_per_s": len(train) / seconds}
+                if val is not None and len(val):
+                    row["val_accuracy"] = accuracy(self.clf, val)
+                self.state.epoch += 1
+                self.state.train_seconds += seconds
+                self.state.history.append(row)
+                if ckpt is not None:
+                    self.save_state(ckpt)
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, row, self.save_state)
+                info = f"loss {row['loss']:.3f}" + (f" val {row['val_accuracy']:.3f}" if "val_accuracy" in row else "")
+                bar.update(task, advance=1, info=info)
+        self.clf.eval()
+        return self.state
+
+    def save_state(self, stem: Path) -> None:
+        """Model + optimizer + progress, enough to continue exactly where training stopped."""
+        tensors, opt_meta = optimizer_tensors(self.opt)
+        tensors.update(self.clf.state_dict())
+        save_checkpoint(stem, tensors, {**self.clf.meta(), "epoch": self.state.epoch, "history": self.state.history,
+                                        "train_seconds": self.state.train_seconds, "optimizer": opt_meta,
+                                        "seed": self.seed, "train": vars(self.cfg)})
+
+    def load_state(self, stem: Path) -> None:
+        tensors, meta = load_checkpoint(stem)
+        if meta.get("labels") != self.clf.labels or meta.get("model") != self.clf.name:
+            raise KwsError(f"cannot resume from {stem}: it holds a different model or label set")
+        self.clf.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
+        restore_optimizer(self.opt, tensors, meta["optimizer"])
+        self.state = FitState(meta["epoch"], meta["history"], meta.get("train_seconds", 0.0))
+
+
+@torch.no_grad()
+def predict(clf: Classifier, data: ClipData, batch: int = 512) -> torch.Tensor:
+    """Logits ``(N, C)`` on clean cached features."""
+    clf.eval()
+    dev = next(clf.parameters()).device
+    out = [clf.forward_features(data.feats[i : i + batch].to(dev)).float().cpu() for i in range(0, len(data), batch)]
+    return torch.cat(out) if out else torch.zeros(0, len(clf.labels))
+
+
+def accuracy(clf: Classifier, data: ClipData) -> float:
+    was_training = clf.training
+    acc = float((predict(clf, data).argmax(-1) == data.labels).float().mean()) if len(data) else float("nan")
+    clf.train(was_training)
+    if was_training:
+        clf.frontend.eval()
+    return acc
