@@ -189,7 +189,9 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
         merged = OmegaConf.merge(schema, cfg)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"bad config value: {str(e).splitlines()[0]}") from None
+        key = getattr(e, "full_key", None)
+        where = f" for {key}" if key else ""
+        raise ConfigError(f"bad config value{where}: {str(e).splitlines()[0]}") from None
     except ValueError as e:  # raised from a dataclass __post_init__ via OmegaConf
         raise ConfigError(str(e)) from None
     return obj

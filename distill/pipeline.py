@@ -72,6 +72,23 @@ def resolve_data_root(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="manifest", root=str(manifest)))
 
 
+def preflight(cfg: RunConfig) -> None:
+    """Check what can be checked before any audio is read: model options, train overrides, checkpoints."""
+    from distill.models import create_model
+
+    n_frames = cfg.features.n_frames(cfg.data.num_samples)
+    sections = [("student", cfg.student)] + ([] if cfg.teacher.checkpoint else [("teacher", cfg.teacher)])
+    for role, section in sections:
+        cfg.train_for(section)
+        try:
+            create_model(section.name, 2, cfg.features.n_features, n_frames, section.preset, **section.options)
+        except TypeError as e:
+            raise ConfigError(f"{role}: bad model option ({e})") from None
+    if cfg.teacher.checkpoint and not checkpoint.exists(cfg.teacher.checkpoint):
+        raise KwsError(f"teacher.checkpoint {cfg.teacher.checkpoint} not found "
+                       "(expected NAME.safetensors and NAME.json side by side)")
+
+
 def prepare(cfg: RunConfig) -> Prepared:
     splits = build_splits(cfg.data)
     if not splits.train:
@@ -158,6 +175,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError("resume=true needs run.dir=<the folder of the run to continue>")
     run_dir = Path(cfg.run.dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(run_dir)))
+    preflight(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     seed_everything(cfg.seed)

@@ -13,6 +13,7 @@ from typing import Callable
 from distill.registry import Registry
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
+NOISE_DIR = "_background_noise_"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 _SPEAKER_RE = re.compile(r"([0-9a-f]{8})_nohash_", re.IGNORECASE)
 

@@ -1,9 +1,12 @@
-"""One sub-folder per label; split by speaker hash (Speech Commands names) or by file name."""
+"""One sub-folder per label; split by speaker hash (Speech Commands names) or by file name.
+
+A ``_background_noise_`` sub-folder is read as noise for augmentation, not as a label.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from distill.data import DATASETS, Item, Splits, audio_files, hash_split, order_labels, speaker_of
+from distill.data import DATASETS, NOISE_DIR, Item, Splits, audio_files, hash_split, order_labels, speaker_of
 from distill.errors import ConfigError, KwsError
 
 
@@ -16,7 +19,8 @@ def folder(cfg) -> Splits:
         raise KwsError(f"data.root {root} is not a folder")
     parts: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
     labels = set()
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    noise_dir = root / NOISE_DIR
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p != noise_dir):
         files = audio_files(sub)
         if not files:
             continue
@@ -26,4 +30,5 @@ def folder(cfg) -> Splits:
             parts[hash_split(speaker, cfg.val_percent, cfg.test_percent)].append(Item(str(path), sub.name, speaker))
     if len(labels) < 2:
         raise KwsError(f"{root}: need at least two label sub-folders with audio, found {sorted(labels)}")
-    return Splits(order_labels(labels), parts["train"], parts["val"], parts["test"])
+    noise = audio_files(noise_dir) if noise_dir.is_dir() else []
+    return Splits(order_labels(labels), parts["train"], parts["val"], parts["test"], noise)

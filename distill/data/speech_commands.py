@@ -10,12 +10,11 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from distill.data import (DATASETS, SILENCE, UNKNOWN, Item, Splits, audio_files, hash_split, speaker_of)
+from distill.data import (DATASETS, NOISE_DIR, SILENCE, UNKNOWN, Item, Splits, audio_files, hash_split, speaker_of)
 from distill.errors import ConfigError, KwsError
 
 WORDS_12 = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 LABELS_12 = [SILENCE, UNKNOWN] + WORDS_12
-NOISE_DIR = "_background_noise_"
 
 
 def _read_list(root: Path, name: str) -> set[str] | None:

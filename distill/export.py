@@ -1,0 +1,53 @@
+"""ONNX export (torch.export-based exporter) with a dynamic batch dimension, checked against onnxruntime."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from distill.errors import KwsError
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor, path: Path | str, input_name: str = "input",
+                output_name: str = "output", check: bool = True, atol: float = 1e-3) -> Path:
+    """Export ``module(example)`` to ``path`` with a dynamic batch axis; optionally verify with onnxruntime."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    arg = next(iter(_forward_arg_names(module)), "x")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+                              dynamic_shapes={arg: {0: torch.export.Dim("batch", min=1, max=4096)}},
+                              verbose=False)
+        except Exception as e:  # the exporter raises many internal types
+            raise KwsError(f"ONNX export of {type(module).__name__} failed: {e}") from None
+    if check:
+        got = run_onnx(path, example.numpy())
+        with torch.no_grad():
+            want = module(example).numpy()
+        if not np.allclose(got, want, atol=atol, rtol=1e-3):
+            raise KwsError(f"ONNX output of {path} differs from torch by {np.abs(got - want).max():.2e}")
+    return path
+
+
+def _forward_arg_names(module: nn.Module) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(module.forward).parameters if p != "self"]
+
+
+def run_onnx(path: Path | str, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]

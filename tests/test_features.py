@@ -1,0 +1,80 @@
+"""The torch frontend against librosa/scipy (independent references) and closed-form cases."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from distill.export import export_onnx, run_onnx
+from distill.features import FeatureConfig, Frontend, dct_matrix, mel_filterbank
+
+librosa = pytest.importorskip("librosa")
+
+
+def test_frame_count_matches_librosa():
+    c = FeatureConfig()
+    x = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=512, hop_length=160, win_length=480, center=False)
+    assert c.n_frames(16000) == ref.shape[1] == 97
+
+
+def test_mel_filterbank_matches_librosa():
+    fb = mel_filterbank(257, 40, 16000, 20.0, 7600.0).numpy()
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=40, fmin=20.0, fmax=7600.0, htk=True, norm=None)
+    np.testing.assert_allclose(fb, ref, atol=1e-5)
+
+
+def test_dct_matches_scipy():
+    scipy_fft = pytest.importorskip("scipy.fft")
+    x = np.random.default_rng(1).normal(size=(5, 40))
+    ours = x @ dct_matrix(40, 13).numpy().T
+    np.testing.assert_allclose(ours, scipy_fft.dct(x, type=2, norm="ortho", axis=-1)[:, :13], atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_features_match_librosa(kind):
+    c = FeatureConfig(kind=kind, n_mfcc=20)
+    x = np.random.default_rng(2).normal(size=(2, 16000)).astype(np.float32) * 0.1
+    ours = Frontend(c).extract(torch.from_numpy(x)).numpy()
+    mel = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=512, hop_length=160, win_length=480, center=False,
+                                         power=2.0, n_mels=40, fmin=20, fmax=7600, htk=True, norm=None)
+    ref = np.log(mel + 1e-6)
+    if kind == "mfcc":
+        ref = librosa.feature.mfcc(S=ref, n_mfcc=20, dct_type=2, norm="ortho")
+    assert ours.shape == ref.shape == (2, c.n_features, 97)
+    np.testing.assert_allclose(ours, ref, atol=2e-3, rtol=1e-4)
+
+
+def test_sine_peaks_in_the_right_mel_band():
+    c = FeatureConfig()
+    t = torch.arange(16000) / 16000
+    mel = Frontend(c).extract(torch.sin(2 * math.pi * 1000 * t)[None])[0].mean(-1)
+    centres = librosa.mel_frequencies(n_mels=42, fmin=20, fmax=7600, htk=True)[1:-1]
+    assert abs(centres[int(mel.argmax())] - 1000) < 120
+
+
+def test_export_path_equals_stft_path():
+    fe = Frontend(FeatureConfig(kind="mfcc"))
+    x = torch.randn(3, 16000)
+    a = fe.extract(x)
+    fe.export_mode = True
+    torch.testing.assert_close(fe.extract(x), a, atol=1e-3, rtol=1e-4)
+
+
+def test_frontend_exports_to_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    fe = Frontend(FeatureConfig()).eval()
+    fe.export_mode = True
+    fe.fit_stats(torch.randn(4, 40, 97) * 3 + 1)
+    x = torch.randn(2, 16000) * 0.1
+    path = export_onnx(fe, x, tmp_path / "fe.onnx", "audio", "features", check=False)
+    for batch in (x, torch.randn(5, 16000) * 0.1):  # dynamic batch
+        np.testing.assert_allclose(run_onnx(path, batch.numpy()), fe(batch).detach().numpy(), atol=1e-3)
+
+
+def test_fit_stats_normalises():
+    fe = Frontend(FeatureConfig())
+    feats = torch.randn(8, 40, 97) * 4 + 2
+    fe.fit_stats(feats)
+    z = fe.normalize(feats)
+    assert z.mean().abs() < 1e-4 and (z.std() - 1).abs() < 1e-2
