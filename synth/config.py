@@ -76,9 +76,8 @@ class SynthConfig:
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Settings that change the audio of a given file; a resumed run must match them."""
-        keys = ("seed", "clip_seconds", "variants", "confusable_p", "confusables_per_word", "speaker", "augment")
-        out = {k: _plain(getattr(self, k)) for k in keys}
-        out["engines"] = {name: _plain(self.engine_options(name)) for name in sorted(self.engines)}
+        out = {k: _plain(getattr(self, k)) for k in ("seed", "clip_seconds", "variants", "speaker", "augment")}
+        out.update({f"engine.{name}": _plain(self.engine_options(name)) for name in sorted(self.engines)})
         return out
 
 

@@ -1,0 +1,154 @@
+"""``distill bench``: speed figures printed as a table (never asserted in tests).
+
+- training throughput (samples/s) on cached features, one epoch, per model;
+- KD epoch time / student-only epoch time with offline teacher logits (and online);
+- single-window inference latency in torch eager and onnxruntime, model only and with the frontend.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from distill.classifier import build_classifier
+from distill.config import AugmentConfig, KDConfig, TrainConfig
+from distill.data import Item
+from distill.data.cache import ClipData, extract_features
+from distill.errors import ConfigError
+from distill.evaluate import latency_ms
+from distill.export import export_onnx, run_onnx
+from distill.features import FeatureConfig
+from distill.train import Teacher, Trainer, predict
+
+
+@dataclass
+class BenchConfig:
+    student: str = "tcresnet:tc-resnet8"
+    teachers: str = "kwt:kwt-tiny,tcresnet:tc-resnet14-1.5,bcresnet:bc-resnet-8"
+    clips: int = 2048
+    batch_size: int = 128
+    threads: int = 2
+    latency_runs: int = 300
+    out: str | None = None  # write bench.json here
+
+
+def _synthetic(n: int, classes: int, fe) -> ClipData:
+    g = torch.Generator().manual_seed(0)
+    waves = torch.randn(n, 16000, generator=g) * 0.1
+    labels = torch.randint(0, classes, (n,), generator=g)
+    items = [Item(f"clip{i}.wav", str(int(labels[i])), "s") for i in range(n)]
+    return ClipData(waves, labels, extract_features(fe, waves), items)
+
+
+def _epoch_seconds(spec: str, data: ClipData, labels: list[str], cfg: BenchConfig, teacher: Teacher | None = None,
+                   noise_prob: float = 0.0) -> tuple[float, object]:
+    name, preset = spec.split(":")
+    clf = build_classifier(name, preset, {}, labels, FeatureConfig(), 16000)
+    clf.frontend.fit_stats(data.feats)
+    aug = AugmentConfig(noise_prob=noise_prob)
+    tr = Trainer(clf, TrainConfig(epochs=1, batch_size=cfg.batch_size, warmup_epochs=0), aug, 0, torch.device("cpu"),
+                 None, teacher)
+    # warm-up batches so one-time allocation is not timed
+    small = ClipData(data.waves[:256], data.labels[:256], data.feats[:256], data.items[:256])
+    tr.fit(small, description=f"warm-up {name}")
+    tr.state.epoch = 0
+    t0 = time.perf_counter()
+    tr.fit(data, description=f"epoch {name}")
+    return time.perf_counter() - t0, clf
+
+
+def _latencies(clf, runs: int) -> dict[str, float]:
+    c = clf.frontend.config
+    x = torch.randn(1, c.n_features, c.n_frames(16000))
+    out = {"torch_ms": latency_ms(clf, runs=runs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(clf.model, x, Path(tmp) / "m.onnx")
+        out["onnx_ms"] = _time_ort(path, x.numpy(), runs)
+        clf.frontend.export_mode = True
+        wave = torch.randn(1, 16000) * 0.1
+        full = export_onnx(clf, wave, Path(tmp) / "full.onnx", atol=1e-2)
+        clf.frontend.export_mode = False
+        out["onnx_with_frontend_ms"] = _time_ort(full, wave.numpy(), runs)
+    return out
+
+
+def _time_ort(path: Path, x: np.ndarray, runs: int) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    for _ in range(20):
+        sess.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    labels = [str(i) for i in range(12)]
+    proto = build_classifier("tcresnet", "tc-resnet8", {}, labels, FeatureConfig(), 16000)
+    data = _synthetic(cfg.clips, len(labels), proto.frontend)
+    rows = []
+    student_s, student = _epoch_seconds(cfg.student, data, labels, cfg)
+    rows.append({"what": f"train {cfg.student}", "samples_per_s": cfg.clips / student_s, "epoch_s": student_s})
+    teachers = {}
+    for spec in [t for t in cfg.teachers.split(",") if t]:
+        secs, clf = _epoch_seconds(spec, data, labels, cfg)
+        teachers[spec] = clf
+        rows.append({"what": f"train {spec}", "samples_per_s": cfg.clips / secs, "epoch_s": secs})
+    first = next(iter(teachers.values()), None)
+    if first is not None:
+        logits = predict(first, data)
+        kd_s, _ = _epoch_seconds(cfg.student, data, labels, cfg, Teacher(KDConfig(), logits=logits))
+        rows.append({"what": "KD epoch / student epoch (offline logits)", "ratio": kd_s / student_s})
+        on_s, _ = _epoch_seconds(cfg.student, data, labels, cfg, Teacher(KDConfig(mode="online"), model=first))
+        rows.append({"what": f"KD epoch / student epoch (online, {next(iter(teachers))})", "ratio": on_s / student_s})
+    lat = _latencies(student, cfg.latency_runs)
+    rows.append({"what": f"latency {cfg.student} torch eager (features in)", "ms": lat["torch_ms"]})
+    rows.append({"what": f"latency {cfg.student} onnxruntime (features in)", "ms": lat["onnx_ms"]})
+    rows.append({"what": f"latency {cfg.student} onnxruntime (raw audio in)", "ms": lat["onnx_with_frontend_ms"]})
+    return {"config": vars(cfg), "rows": rows, "torch": torch.__version__}
+
+
+def print_rows(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    from distill.progress import console
+
+    table = Table(title="distill bench (CPU, 1-s clips, 40x97 log-mel)")
+    table.add_column("measurement")
+    table.add_column("value", justify="right")
+    for r in rows:
+        if "samples_per_s" in r:
+            value = f"{r['samples_per_s']:,.0f} samples/s"
+        elif "ratio" in r:
+            value = f"{r['ratio']:.2f}x"
+        else:
+            value = f"{r['ms']:.3f} ms"
+        table.add_row(r["what"], value)
+    console.print(table)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(argv)))
+    except Exception as e:  # OmegaConf raises several types for unknown keys / bad values
+        raise ConfigError(f"bad bench option: {str(e).splitlines()[0]}") from None
+    result = run_bench(cfg)
+    print_rows(result["rows"])
+    if cfg.out:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "bench.json").write_text(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,151 @@
+"""``synthesize_dataset``: keyword utterances, ``_unknown_`` and ``_silence_`` clips and a JSONL manifest."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import OmegaConf
+
+from distill.errors import ConfigError, KwsError
+from synth.config import OFFLINE_ENGINES, SynthConfig, to_yaml
+from synth.engines import ENGINES
+from synth.speaker import count_voices
+from synth.writer import MANIFEST, plan_jobs, write_dataset
+
+STATE = "synth_state.json"
+
+
+def synthesize_dataset(
+    words: str | Sequence[str],
+    n: int = 500,
+    engines: str | Sequence[str] = tuple(OFFLINE_ENGINES),
+    out: str | Path = "synth_data",
+    noise_dir: str | Path | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    *,
+    unknown: int = -1,
+    silence: int = -1,
+    clip_seconds: float = 1.0,
+    progress: bool = True,
+    options: dict[str, Any] | None = None,
+) -> Path:
+    """Synthesize ``n`` clips per keyword plus negatives into ``out``; return the manifest path.
+
+    Args:
+        words: keywords, ``"yes,no,up"`` or a list; phrases are fine (``"hey nova"``).
+        engines: engine names (``"piper,espeak"``); unavailable ones are skipped with a notice.
+        noise_dir: folder of background-noise recordings (else generated coloured noise only).
+        unknown / silence: ``_unknown_`` / ``_silence_`` clip counts (-1: ``n`` and ``n // 2``; 0: none).
+        options: further settings as a nested dict, e.g. ``{"augment": {"rir": {"p": 0.3}}}``.
+
+    The run is deterministic for ``seed`` (any ``workers``) and resumable: calling again with the same
+    arguments makes only the clips that are missing.
+    """
+    values: dict[str, Any] = {
+        "words": words.split(",") if isinstance(words, str) else list(words),
+        "n": n, "engines": engines.split(",") if isinstance(engines, str) else list(engines),
+        "out": str(out), "seed": seed, "workers": workers, "unknown": unknown, "silence": silence,
+        "clip_seconds": clip_seconds, "progress": progress,
+    }
+    if noise_dir is not None:
+        values["augment"] = {"noise": {"dir": str(noise_dir)}}
+    return run(build_config(values, options or {}))
+
+
+def build_config(*layers: dict[str, Any]) -> SynthConfig:
+    """Merge nested dicts over the ``SynthConfig`` defaults, with type checks; ``ConfigError`` on bad input."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SynthConfig), *[OmegaConf.create(x) for x in layers])
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(_explain(e)) from None
+    except ValueError as e:  # __post_init__ errors come back wrapped by OmegaConf
+        raise ConfigError(str(e)) from None
+
+
+def _explain(e: Exception) -> str:
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    key = getattr(e, "full_key", None)
+    if "not in struct" in first or "Key '" in first and "not in" in first:
+        return f"unknown synth setting {key or first!r}; `distill synth --cfg` prints every key"
+    return f"bad value for {key}: {first}" if key else f"bad synth setting: {first}"
+
+
+def available_engines(cfg: SynthConfig) -> list[str]:
+    """The requested engines that can run here; a notice names each skipped one and why."""
+    from distill.progress import info
+
+    ok, reasons = [], []
+    for name in cfg.engines:
+        reason = ENGINES.get(name).unavailable(cfg.engine_options(name))
+        if reason:
+            reasons.append(f"{name}: {reason}")
+            info(f"[yellow]skipping TTS engine {name}[/]: {reason}")
+        else:
+            ok.append(name)
+    if not ok:
+        raise KwsError("no TTS engine is available; " + "; ".join(reasons))
+    return ok
+
+
+def voice_count(cfg: SynthConfig, engines: list[str]) -> dict[str, Any]:
+    """Distinct voices the run draws from (engine voices x speaker-perturbation bins)."""
+    return count_voices({name: ENGINES.get(name).voices(cfg.engine_options(name)) for name in engines}, cfg.speaker)
+
+
+def _check_state(out: Path, cfg: SynthConfig) -> None:
+    """Refuse to resume into a folder made with settings that change the audio."""
+    state = out / STATE
+    current = json.loads(json.dumps(cfg.fingerprint_fields()))
+    previous = json.loads(state.read_text()).get("settings", {}) if state.is_file() else {}
+    # Engines may be added or dropped between runs (their files are separate); shared settings must match.
+    changed = sorted(k for k in set(previous) & set(current) if previous[k] != current[k])
+    if changed and next(out.rglob("*.wav"), None) is not None:
+        raise ConfigError(f"{out} was synthesized with different settings ({', '.join(changed)} changed); "
+                          "use another out= folder, or delete this one to start over")
+    state.write_text(json.dumps({"settings": {**previous, **current}}, indent=1))
+
+
+def run(cfg: SynthConfig) -> Path:
+    """Synthesize the dataset described by ``cfg``; returns the manifest path."""
+    from distill.progress import info
+    from synth.negatives import unknown_pool
+
+    if not cfg.words:
+        raise ConfigError("no keywords: give words=yes,no,up")
+    if not cfg.out:
+        raise ConfigError("no output folder: give out=DIR")
+    out = Path(cfg.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    engines = available_engines(cfg)
+    _check_state(out, cfg)
+    pool = None
+    if cfg.n_unknown:
+        try:
+            pool = unknown_pool(cfg.words, per_keyword=cfg.confusables_per_word)
+        except KwsError as e:  # espeak-ng phonemes unavailable: no confusable words, plain list only
+            info(f"[yellow]no confusable-word search[/]: {e}")
+            from synth.negatives import UnknownPool, builtin_words
+
+            spoken = {w.lower() for w in cfg.words}
+            pool = UnknownPool([w for w in builtin_words() if w not in spoken], [])
+    jobs = plan_jobs(cfg, engines, pool)
+    voices = voice_count(cfg, engines)
+    (out / "synth_config.yaml").write_text(to_yaml(cfg))
+    stats = write_dataset(jobs, cfg, out)
+    report = {"engines": engines, "skipped_engines": sorted(set(cfg.engines) - set(engines)),
+              "voices": voices, "jobs": len(jobs), **stats,
+              "confusable_words": pool.confusable if pool else []}
+    (out / "synth_report.json").write_text(json.dumps(report, indent=1))
+    info(f"synth: {stats['made']} made, {stats['skipped']} already done, {stats['failed']} failed; "
+         f"{voices['total']:,} distinct voices ({voices['base']} engine voices x {voices['perturbations']} "
+         f"speaker perturbations); manifest {out / MANIFEST}")
+    if stats["failed"]:
+        info("[yellow]failures[/]: " + "; ".join(stats["errors"][:3]))
+        if stats["failed"] == len(jobs) - stats["skipped"]:
+            raise KwsError(f"every clip failed; first error: {stats['errors'][0]}")
+    return out / MANIFEST
