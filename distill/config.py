@@ -21,9 +21,9 @@ CONF_DIR = Path(__file__).parent / "conf"
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 128
-    lr: float = 0.01
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 0.02
     optimizer: str = "adamw"
     momentum: float = 0.9
     weight_decay: float = 0.01
@@ -83,8 +83,8 @@ class DataConfig:
 class AugmentConfig:
     noise_dir: Optional[str] = None
     noise_prob: float = 0.8
-    snr_min: float = 0.0
-    snr_max: float = 20.0
+    snr_min: float = 10.0
+    snr_max: float = 30.0
     shift_ms: float = 100.0
     freq_masks: int = 2
     freq_width: int = 7

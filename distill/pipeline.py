@@ -59,10 +59,7 @@ def resolve_data_root(cfg: RunConfig) -> RunConfig:
     """Without ``data.root`` the run uses the embedded default set (synthesized once, cached)."""
     if cfg.data.root is not None:
         return cfg
-    try:
-        from synth.default import default_dataset
-    except ImportError:
-        default_dataset = None
+    default_dataset = _default_dataset()
     if default_dataset is None:
         raise ConfigError("data.root is not set. Point it at a dataset, e.g. "
                           "`distill run data=speech_commands data.root=/path/to/speech_commands_v0.02`, "
@@ -70,6 +67,15 @@ def resolve_data_root(cfg: RunConfig) -> RunConfig:
                           "or `data=manifest data.root=FILE.jsonl`.")
     manifest = default_dataset()
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, name="manifest", root=str(manifest)))
+
+
+def _default_dataset():
+    """The synth/ embedded-default builder, or None when synth/ or its engines are not installed."""
+    try:
+        from synth.default import default_dataset
+    except ImportError:
+        return None
+    return default_dataset
 
 
 def preflight(cfg: RunConfig) -> None:

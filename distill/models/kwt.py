@@ -10,10 +10,9 @@ post-norm is the default. Parameter counts match the reference exactly (kwt-1 wi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +49,9 @@ class KWTConfig:
     """
 
     dim: int = 64
-    depth: int = 4
-    heads: int = 2
-    mlp_dim: int = 192
+    depth: int = 3
+    heads: int = 1
+    mlp_dim: int = 128
     dropout: float = 0.0
     norm: str = "post"
 
@@ -73,8 +72,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "kwt-1": {"dim": 64, "depth": 12, "heads": 1, "mlp_dim": 256},
     "kwt-2": {"dim": 128, "depth": 12, "heads": 2, "mlp_dim": 512},
     "kwt-3": {"dim": 192, "depth": 12, "heads": 3, "mlp_dim": 768},
-    # not in the paper: a student that trains in minutes on a laptop CPU (see the model-zoo report)
-    "kwt-tiny": {"dim": 64, "depth": 4, "heads": 2, "mlp_dim": 192},
+    # not in the paper: kwt-1's width and single head at a quarter of its depth and half its MLP; 110K
+    # parameters, 13.8M MACs, and measured >5x faster to train than kwt-1 on CPU (2 heads of 32 were slower)
+    "kwt-tiny": {"dim": 64, "depth": 3, "heads": 1, "mlp_dim": 128},
 }
 DEFAULT = "kwt-tiny"
 

@@ -1,0 +1,97 @@
+"""``distill keyword create | detect | eval``: parse and dispatch only.
+
+    distill keyword create NAME text="hey nova" recordings=a.wav,b.wav,c.wav [negatives=DIR noise.dir=DIR
+        teacher=auto|RUN_OR_CKPT out=DIR force=true target_fa_per_hour=0.5 ...]
+    distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=0.9 refractory_s=1 int8=true]
+    distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV [out=DIR noise.dir=DIR snr_db=10,20]
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from distill.errors import ConfigError
+
+USAGE = __doc__.split("\n\n", 1)[1].rstrip() if __doc__ else ""
+
+
+def _settings(obj, prefix: str = "") -> list[str]:
+    lines = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            lines += _settings(value, prefix + f.name + ".")
+        else:
+            lines.append(f"  {prefix}{f.name}={value}")
+    return lines
+
+
+def create(argv: list[str]) -> int:
+    from distill.keyword.config import CreateConfig, parse_args
+    from distill.keyword.create import create as run
+
+    cfg = parse_args(CreateConfig, argv, ["name"], "create")
+    meta = run(cfg)
+    cal = meta["calibration"]
+    print(f"{meta['name']}: threshold {meta['threshold']:.4f}, held-out FRR {100 * cal['frr']:.2f}% at "
+          f"{cal['fa_per_hour']:.2f} FA/h ({cal['hours_negative']:.2f} h of negatives), {meta['params']:,} params")
+    return 0
+
+
+def detect(argv: list[str]) -> int:
+    from distill.audio import load_audio
+    from distill.keyword.config import DetectConfig, parse_args
+    from distill.keyword.detector import detect_file
+
+    cfg = parse_args(DetectConfig, argv, ["model_dir", "audio"], "detect")
+    if not cfg.model_dir or not cfg.audio:
+        raise ConfigError("usage: distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=...]")
+    audio = load_audio(cfg.audio, require_signal=False)
+    chunk = max(1, int(round(cfg.chunk_s * 16000)))
+    events, seconds = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
+                                  refractory_s=cfg.refractory_s, int8=cfg.int8, threads=cfg.threads)
+    duration = audio.size / 16000
+    for e in events:
+        print(f"{e.time_s:9.2f} s  score {e.score:.3f}")
+    rtf = seconds / max(duration, 1e-9)
+    print(f"{len(events)} event(s) in {duration:.1f} s of audio; real-time factor {rtf:.4f} "
+          f"({seconds:.2f} s of compute, {cfg.threads} thread(s))")
+    return 0
+
+
+def evaluate(argv: list[str]) -> int:
+    from distill.keyword.config import EvalConfig, parse_args
+    from distill.keyword.evaluate import run_eval
+
+    cfg = parse_args(EvalConfig, argv, ["model_dir"], "eval")
+    if not cfg.model_dir:
+        raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
+    result = run_eval(cfg)
+    m = result["metrics"]
+    print(f"FRR {100 * m['frr']:.2f}% at threshold {m['threshold']:.4f}, {m['fa_per_hour']:.2f} false accepts/h "
+          f"({m['hours_negative']:.3f} h of negatives, {m['n_positive']} positives); best FRR at <= 1 FA/h "
+          f"{100 * m['frr_at_1fa_per_hour']:.2f}%")
+    if m.get("int8"):
+        q = m["int8"]
+        print(f"int8: FRR {100 * q['frr']:.2f}%, {q['fa_per_hour']:.2f} FA/h")
+    print(f"results in {result['dir']}")
+    return 0
+
+
+COMMANDS = {"create": create, "detect": detect, "eval": evaluate}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("usage:\n" + USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd not in COMMANDS:
+        raise ConfigError(f"unknown keyword command {cmd!r}; known: {', '.join(COMMANDS)}")
+    if rest and rest[0] in ("-h", "--help"):
+        from distill.keyword.config import CreateConfig, DetectConfig, EvalConfig
+
+        cls = {"create": CreateConfig, "detect": DetectConfig, "eval": EvalConfig}[cmd]
+        print("usage:\n" + USAGE + f"\n\nsettings of `{cmd}` (KEY=VALUE) and their defaults:")
+        print("\n".join(_settings(cls())))
+        return 0
+    return COMMANDS[cmd](rest)

@@ -1,0 +1,277 @@
+"""Typed settings of ``distill keyword create / detect / eval``, parsed from ``key=value`` arguments.
+
+The values are read as plain strings and converted with the dataclass field types, so ``text=yes`` stays the
+word "yes" (a YAML parser would turn it into ``True``) and ``recordings=a.wav,b.wav`` is a list. Unknown keys
+and bad values raise ``ConfigError`` naming the key and the known ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from distill.config import KDConfig, TrainConfig
+from distill.errors import ConfigError, KwsError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ALL_ENGINES = ["piper", "espeak", "flite", "festival", "coqui"]
+
+
+def check_name(name: str) -> str:
+    """A keyword name is a folder name: letters, digits, ``-`` and ``_`` only (no ``..``, ``/``, spaces)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise KwsError(f"keyword name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_' "
+                       "(no paths, dots or spaces), e.g. `distill keyword create hey_nova ...`")
+    return name
+
+
+@dataclass
+class RecordingCheck:
+    """Limits a usable enrolment recording must meet."""
+
+    min_speech_s: float = 0.3
+    max_speech_s: float = 3.0
+    top_db: float = 30.0  # a frame is speech within this many dB of the loudest frame
+    silent_dbfs: float = -45.0  # a peak below this is a silent recording
+    min_usable: int = 3
+
+
+@dataclass
+class TTSSection:
+    """Synthesized speech from ``synth`` (every listed engine that is available; the others are skipped)."""
+
+    engines: list[str] = field(default_factory=lambda: list(ALL_ENGINES))
+    n: int = 600  # keyword utterances
+    words: int = 1500  # single-word negatives (general words and phonetically confusable ones)
+    confusable_p: float = 0.4  # share of the single-word negatives drawn from confusable words
+    phrases: int = 16  # utterances per confusable or generic phrase
+    generic_phrases: int = 24  # random multi-word phrases spoken as negatives
+    heldout: float = 0.25  # held-out TTS utterances for calibration, as a share of n / words
+    clone: bool = True  # clone the enrolment voice with coqui (XTTS / YourTTS) when that is installed
+    clone_model: str = "tts_models/multilingual/multi-dataset/xtts_v2"
+    workers: int = 1
+
+
+@dataclass
+class DataSection:
+    window_s: Optional[float] = None  # model input length; None: longest recording + 0.2 s, at least 1 s
+    per_recording: int = 200  # augmented copies of each enrolment recording
+    tempo: list[float] = field(default_factory=lambda: [0.85, 1.15])  # speaking-rate change of recordings
+    tract: float = 1.2  # vocal-tract perturbation limit for recordings (synth.speaker)
+    formant: float = 1.15
+    real_negatives: int = 3000  # at most this many windows cut from negatives=DIR
+    noise_clips: int = 300
+    heldout_per_recording: int = 20  # fresh augmentations kept for calibration
+    fragments_per_recording: int = 60  # negatives: the start or end of a recording, or all of it reversed
+    fragment_share: list[float] = field(default_factory=lambda: [0.25, 0.5])  # of the trimmed recording
+
+
+@dataclass
+class ModelSection:
+    name: str = "tcresnet"
+    preset: Optional[str] = "tc-resnet8"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class TeacherSection:
+    """KD targets: ``teacher=auto`` trains a larger binary model on the same clips; a run folder or checkpoint
+    is fine-tuned with a new two-class head first (its own classes are other words)."""
+
+    model: str = "tcresnet"
+    preset: Optional[str] = "tc-resnet14-1.5"
+    epochs: Optional[int] = None  # default: the student's epochs
+    finetune_lr: float = 0.003
+
+
+@dataclass
+class CalibrationSection:
+    hours: float = 0.5  # length of the negative stream the threshold is calibrated on
+    hop_s: float = 0.1
+    refractory_s: Optional[float] = None  # default: the window length
+
+
+@dataclass
+class NoiseSection:
+    dir: Optional[str] = None  # folder of background-noise recordings
+
+
+@dataclass
+class CreateConfig:
+    name: str = ""
+    text: str = ""
+    recordings: list[str] = field(default_factory=list)
+    negatives: Optional[str] = None  # folder of audio, or one long file, with no keyword in it
+    noise: NoiseSection = field(default_factory=NoiseSection)
+    teacher: Optional[str] = None  # auto | run folder | checkpoint
+    out: Optional[str] = None  # default keywords/NAME
+    force: bool = False
+    seed: int = 0
+    threads: Optional[int] = None
+    target_fa_per_hour: float = 0.5
+    quantize: bool = True
+    tts: TTSSection = field(default_factory=TTSSection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    teacher_model: TeacherSection = field(default_factory=TeacherSection)
+    # no label smoothing: it caps every confident score at the same value, and the threshold for a low
+    # false-accept rate lives exactly there, among the most confident windows
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=128, lr=0.01,
+                                                                   warmup_epochs=2.0, label_smoothing=0.0))
+    kd: KDConfig = field(default_factory=lambda: KDConfig(temperature=2.0, alpha=0.5))
+    noise_prob: float = 0.3  # extra noise mixing during training (on top of the offline augmentation)
+    calibration: CalibrationSection = field(default_factory=CalibrationSection)
+    check: RecordingCheck = field(default_factory=RecordingCheck)
+
+    def __post_init__(self) -> None:
+        if self.target_fa_per_hour <= 0:
+            raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
+        if not 0 <= self.noise_prob <= 1:
+            raise ConfigError("noise_prob must be in [0, 1]")
+        if self.data.window_s is not None and not 0.3 <= self.data.window_s <= 5.0:
+            raise ConfigError(f"data.window_s must be in [0.3, 5] seconds, got {self.data.window_s}")
+        if self.calibration.hours <= 0 or self.calibration.hop_s <= 0:
+            raise ConfigError("calibration.hours and calibration.hop_s must be > 0")
+        unknown = sorted(set(self.tts.engines) - set(ALL_ENGINES))
+        if unknown:
+            raise ConfigError(f"unknown TTS engine(s) {unknown} in tts.engines; known: {ALL_ENGINES}")
+
+
+@dataclass
+class DetectConfig:
+    model_dir: str = ""
+    audio: str = ""
+    hop_s: float = 0.1
+    threshold: Optional[float] = None  # default: the calibrated one from keyword.json
+    refractory_s: Optional[float] = None
+    chunk_s: float = 0.1  # the file is fed in chunks of this size, as a microphone would
+    int8: bool = False
+    threads: int = 1
+
+
+@dataclass
+class EvalConfig:
+    model_dir: str = ""
+    positives: str = ""
+    negatives: str = ""
+    out: Optional[str] = None  # default MODEL_DIR/eval
+    noise: NoiseSection = field(default_factory=NoiseSection)
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 20.0])  # positives over their background
+    context_s: float = 1.0  # background before and after each positive
+    hop_s: float = 0.1
+    refractory_s: Optional[float] = None
+    int8: bool = True  # also evaluate model.int8.onnx when it exists
+    backend: str = "onnx"  # onnx (the exported graph) | torch (weights.safetensors, faster on long streams)
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("onnx", "torch"):
+            raise ConfigError(f"backend must be onnx or torch, got {self.backend!r}")
+
+
+# ---------------------------------------------------------------- key=value parsing
+
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+def parse_args(cls: type, argv: list[str], positional: list[str], command: str) -> Any:
+    """Build ``cls`` from ``argv``: first the ``positional`` fields in order, then ``key=value`` pairs."""
+    values: dict[str, str] = {}
+    rest = list(argv)
+    for name in positional:
+        if rest and "=" not in rest[0]:
+            values[name] = rest.pop(0)
+    for arg in rest:
+        if "=" not in arg:
+            raise ConfigError(f"unexpected argument {arg!r} for `distill keyword {command}`; "
+                              f"arguments are KEY=VALUE after {' '.join(p.upper() for p in positional)}")
+        key, value = arg.split("=", 1)
+        values[key.strip().lstrip("+")] = value
+    return apply(cls(), values)
+
+
+def apply(obj: Any, values: dict[str, str], prefix: str = "") -> Any:
+    """A copy of the dataclass ``obj`` with dotted ``values`` (strings) converted and set; validated again."""
+    cls = type(obj)
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key.split(".", 1)[0] not in known:
+            raise ConfigError(f"unknown key {prefix + key!r}; known: {', '.join(prefix + k for k in known)}")
+    changes: dict[str, Any] = {}
+    for name in known:
+        hint, current = hints[name], getattr(obj, name)
+        sub = {k[len(name) + 1:]: v for k, v in values.items() if k.startswith(name + ".")}
+        if dataclasses.is_dataclass(hint):
+            if name in values:
+                raise ConfigError(f"{prefix + name} is a group of settings; set them as {prefix + name}.KEY=VALUE")
+            if sub:
+                changes[name] = apply(current, sub, prefix + name + ".")
+        elif _origin(hint) is dict:
+            if name in values:
+                raise ConfigError(f"set {prefix + name} entries as {prefix + name}.KEY=VALUE")
+            if sub:
+                changes[name] = {**current, **{k: _guess(v) for k, v in sub.items()}}
+        elif name in values:
+            changes[name] = coerce(values[name], hint, prefix + name)
+        elif sub:
+            raise ConfigError(f"{prefix + name} has no sub-keys (got {prefix + next(iter(sub))!r} after it)")
+    if not changes:
+        return obj
+    try:
+        return dataclasses.replace(obj, **changes)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def _origin(hint: Any) -> Any:
+    return typing.get_origin(hint) or hint
+
+
+def coerce(text: str, hint: Any, key: str) -> Any:
+    """Convert the string ``text`` to the type ``hint`` (str, bool, int, float, Optional, list)."""
+    args = typing.get_args(hint)
+    if _origin(hint) is typing.Union:
+        if text.strip().lower() in ("none", "null", ""):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = _origin(hint)
+    try:
+        if origin is list:
+            inner = args[0] if args else str
+            items = [s.strip() for s in text.strip().strip("[]").split(",") if s.strip()]
+            return [coerce(s, inner, key) for s in items]
+        if hint is bool:
+            low = text.strip().lower()
+            if low in _TRUE | _FALSE:
+                return low in _TRUE
+            raise ValueError
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+        if hint is str or hint is Any:
+            return text
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"{key}: unsupported type {hint}")
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"bad value for {key}: {text!r} is not a valid {name}")
+
+
+def _guess(text: str) -> Any:
+    """Scalar for free-form option dicts (``model.options.width=0.5``)."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text

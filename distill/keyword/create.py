@@ -1,0 +1,216 @@
+"""``distill keyword create``: recordings + text -> a calibrated, exported keyword detector folder."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from distill.audio import SAMPLE_RATE
+from distill.errors import KwsError
+from distill.features import FeatureConfig, Frontend
+from distill.keyword import dataset as ds
+from distill.keyword.config import CreateConfig, check_name
+from distill.keyword.model import export
+from distill.keyword.recordings import load_recordings
+from distill.keyword.scoring import (Det, OnnxScorer, TorchScorer, det_curve, embed_positives, hours_of,
+                                     positive_maxima)
+from distill.keyword.train import clip_data, make_teacher, train_student
+from distill.progress import info, progress
+
+OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json", "keyword.json", "report.md",
+           "det.png", "det.json")
+
+
+def output_dir(cfg: CreateConfig) -> Path:
+    """``keywords/NAME`` or ``out``; refuses to overwrite an existing keyword without ``force=true``."""
+    out = Path(cfg.out).expanduser() if cfg.out else Path("keywords") / cfg.name
+    if out.exists() and not out.is_dir():
+        raise KwsError(f"out={out} is a file, not a folder")
+    existing = [n for n in OUTPUTS if (out / n).exists()]
+    if existing and not cfg.force:
+        raise KwsError(f"{out} already holds a keyword ({', '.join(existing[:3])}); add force=true to replace it, "
+                       "or choose another name or out=DIR")
+    return out
+
+
+def background_fn(noise_dir: str | None, speech: list[np.ndarray]) -> Callable[[int, np.random.Generator], np.ndarray]:
+    """Audio to embed positives in: noise (recordings or coloured), or other speech, half the time each."""
+    from synth.augment import NoiseConfig, NoiseSource
+
+    source = NoiseSource(NoiseConfig(dir=noise_dir))
+
+    def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+        if speech and rng.random() < 0.5:
+            parts, total = [], 0
+            while total < n:
+                clip = speech[int(rng.integers(len(speech)))]
+                parts.append(clip)
+                total += clip.size
+            return np.concatenate(parts)[:n]
+        return source.sample(n, rng)[0]
+
+    return draw
+
+
+def calibrate(scorer, stream_segments, total_s: float, positives: list[np.ndarray], background, window: int,
+              hop: int, refractory: int, seed: int, what: str) -> Det:
+    """DET curve of ``scorer`` on the negative stream segments and the embedded held-out positives."""
+    neg, samples = [], 0
+    with progress() as bar:
+        task = bar.add_task(f"scoring negatives ({what})", total=round(total_s / 60, 1), info="minutes")
+        for seg in stream_segments:
+            neg.append(scorer(seg))
+            samples += seg.size
+            bar.advance(task, seg.size / SAMPLE_RATE / 60)
+    stream, spans = embed_positives(positives, background, window // 2, (5.0, 25.0),
+                                    np.random.default_rng([seed, 5]))
+    pos = positive_maxima(scorer(stream), spans, window, hop) if spans else np.zeros(0)
+    return det_curve(neg, hours_of(samples), pos, max(1, refractory // hop))
+
+
+def summary(det: Det, threshold: float) -> dict[str, Any]:
+    frr, fa = det.at(threshold)
+    return {"frr": frr, "fa_per_hour": fa, "frr_at_1fa": det.best_frr(1.0), "threshold": threshold,
+            "hours_negative": det.hours, "n_positive": det.n_positive}
+
+
+def create(cfg: CreateConfig) -> dict[str, Any]:
+    """Build the keyword folder; returns the contents of ``keyword.json``."""
+    from synth.text import check_text
+
+    t_start = time.time()
+    check_name(cfg.name)
+    text = check_text(cfg.text) if cfg.text else ""
+    if not text:
+        raise KwsError('no keyword text: add text="hey nova" (what the recordings say)')
+    out = output_dir(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    recordings, rejected = load_recordings(cfg.recordings, cfg.check)
+    window = ds.window_samples(recordings, cfg.data.window_s)
+    window_s = window / SAMPLE_RATE
+    info(f"{len(recordings)} usable recording(s), {min(r.seconds for r in recordings):.2f}-"
+         f"{max(r.seconds for r in recordings):.2f} s of speech; window {window_s:g} s")
+    from distill.keyword.tts import synthesize
+
+    speech = [r.speech for r in recordings]
+    tts = synthesize(text, cfg.tts, window_s, cfg.seed, cfg.noise.dir, speech)
+    tts_held = synthesize(text, cfg.tts, window_s, cfg.seed, cfg.noise.dir, speech, heldout=True)
+    data = ds.build(cfg, recordings, tts, tts_held, window)
+    frontend = Frontend(FeatureConfig())
+    train = clip_data(data.train_waves, data.train_labels, frontend)
+    frontend.fit_stats(train.feats)
+    val_waves = np.stack(data.heldout_positives + data.stream_clips[: 2 * len(data.heldout_positives)]) \
+        if data.heldout_positives else np.zeros((0, window), np.float32)
+    val_labels = np.array([1] * len(data.heldout_positives) + [0] * (len(val_waves) - len(data.heldout_positives)))
+    val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
+    teacher, teacher_info = None, None
+    if cfg.teacher:
+        teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
+                                             window, frontend)
+    student = train_student(cfg, train, val, window, frontend, teacher)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
+    export(student, out / "model.onnx")
+
+    hop = int(round(cfg.calibration.hop_s * SAMPLE_RATE))
+    refractory_s = cfg.calibration.refractory_s or window_s
+    refractory = int(round(refractory_s * SAMPLE_RATE))
+    background = background_fn(cfg.noise.dir, data.stream_clips)
+
+    def stream():
+        return ds.compose_stream(data.stream_clips, data.stream_audio, cfg.calibration.hours * 3600, cfg.seed,
+                                 cfg.noise.dir)
+
+    # fp32 scores from the torch graph (frames shared between windows: fast); export checked it equals the ONNX
+    total_s = cfg.calibration.hours * 3600
+    det = calibrate(TorchScorer(student, window, hop), stream(), total_s, data.heldout_positives, background, window, hop,
+                    refractory, cfg.seed, "float")
+    threshold = det.calibrate(cfg.target_fa_per_hour)
+    rows = {"float32": summary(det, threshold)}
+    curves = {"float32": det}
+    from distill.keyword.quantize import latency_ms, quantize, size_kb
+
+    rows["float32"].update(size_kb=size_kb(out / "model.onnx"), latency_ms=latency_ms(out / "model.onnx", window))
+    if cfg.quantize:
+        quantize(out / "model.onnx", out / "model.int8.onnx")
+        det8 = calibrate(OnnxScorer(out / "model.int8.onnx", window, hop), stream(), total_s, data.heldout_positives,
+                         background, window, hop, refractory, cfg.seed, "int8")
+        curves["int8"] = det8
+        rows["int8"] = {**summary(det8, threshold), "size_kb": size_kb(out / "model.int8.onnx"),
+                        "latency_ms": latency_ms(out / "model.int8.onnx", window)}
+    meta = keyword_meta(cfg, text, recordings, rejected, window, hop, refractory_s, threshold, student, data, tts,
+                        rows, teacher_info, time.time() - t_start)
+    write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
+    info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
+         f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
+         f"({det.hours:.2f} h of negatives)")
+    return meta
+
+
+def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], window: int, hop: int,
+                 refractory_s: float, threshold: float, student, data: ds.KeywordData, tts, rows, teacher_info,
+                 seconds: float) -> dict[str, Any]:
+    from distill.keyword.model import KeywordProbability
+    from distill.models.profile import count_macs, count_params
+
+    c = student.frontend.config
+    macs = count_macs(student.model, (1, c.n_features, c.n_frames(window)))
+    probe = KeywordProbability(student)
+    student.frontend.export_mode = True
+    total = count_macs(probe, (1, window))
+    student.frontend.export_mode = False
+    return {
+        "name": cfg.name, "text": text, "threshold": threshold,
+        "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
+        "target_fa_per_hour": cfg.target_fa_per_hour,
+        "sample_rate": SAMPLE_RATE, "window_samples": window, "window_s": window / SAMPLE_RATE,
+        "hop_s": hop / SAMPLE_RATE, "refractory_s": refractory_s,
+        "params": count_params(student.model), "macs": macs, "macs_frontend": total - macs,
+        "model": {"name": cfg.model.name, "preset": cfg.model.preset, "options": cfg.model.options},
+        "features": dataclasses.asdict(c),
+        "input": {"name": "audio", "shape": ["batch", window], "dtype": "float32", "range": [-1, 1]},
+        "output": {"name": "probability", "shape": ["batch"]},
+        "training_data": data.counts(), "tts_engines": tts.engines,
+        "recordings": [str(r.path) for r in recordings], "rejected_recordings": rejected,
+        "teacher": teacher_info, "kd": dataclasses.asdict(cfg.kd) if teacher_info else None,
+        "calibration": {k: v for k, v in rows["float32"].items() if k not in ("size_kb", "latency_ms")},
+        "int8": rows.get("int8"), "float32": rows["float32"],
+        "seed": cfg.seed, "seconds": round(seconds, 1),
+        "files": {"onnx": "model.onnx", "int8": "model.int8.onnx" if "int8" in rows else None,
+                  "weights": "weights.safetensors"},
+    }
+
+
+def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det], threshold: float,
+                  cfg: CreateConfig, notes: list[str]) -> None:
+    from distill.keyword.report import plot_det, write_create_report
+
+    plot_det(curves, threshold, cfg.target_fa_per_hour, out / "det.png",
+             f"{cfg.name}: held-out positives vs {curves['float32'].hours:.2f} h of negatives")
+    (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
+    hours = curves["float32"].hours
+    notes = list(notes)
+    if hours * cfg.target_fa_per_hour < 1:
+        notes.append(f"the negative stream is {hours:.2f} h, so {cfg.target_fa_per_hour:g} FA/h allows no false "
+                     "accept on it: the threshold sits just above the highest negative score; a longer stream "
+                     "(calibration.hours, negatives=DIR) measures low FA rates better")
+    notes.append("held-out positives are fresh augmentations of the enrolment recordings and held-out TTS "
+                 "utterances, so their FRR is optimistic for other speakers; measure with "
+                 "`distill keyword eval` on recordings from other people")
+    if "int8" in rows:
+        notes.append("int8: onnxruntime dynamic quantization of the convolutions, the classifier and the DFT "
+                     "matmul (the mel filterbank stays float); latency is the median of one window on one thread")
+    write_create_report(out / "report.md", meta, rows, notes, "det.png")
+    tmp = out / ".keyword.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp, out / "keyword.json")  # written last: a folder with keyword.json is complete

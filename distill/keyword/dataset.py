@@ -1,0 +1,250 @@
+"""Training clips and calibration audio for one keyword.
+
+Positives: each enrolment recording re-spoken many times (speaking rate, vocal tract and formant changes from
+``synth.speaker``), placed at a random time in the window and sent through synth's augmentation chain (room,
+noise, microphone, level); plus TTS utterances of the text. Negatives: TTS words and phrases (confusable and
+generic), windows of the user's real negatives, and noise. A disjoint part of each source is held out for
+calibration: held-out positives and a long negative stream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from distill.audio import SAMPLE_RATE, load_audio
+from distill.errors import AudioError, KwsError
+from distill.keyword.config import CreateConfig
+from distill.keyword.recordings import Recording
+from distill.keyword.tts import TTSClips
+from distill.progress import info, track
+
+KEYWORD, OTHER = 1, 0
+
+
+@dataclass
+class KeywordData:
+    """Everything ``create`` trains and calibrates on; clips are ``(S,)`` float32 at 16 kHz."""
+
+    window: int  # samples
+    train_waves: np.ndarray  # (N, window)
+    train_labels: np.ndarray  # (N,) 0 other, 1 keyword
+    train_sources: list[str]
+    heldout_positives: list[np.ndarray]
+    heldout_positive_sources: list[str]
+    stream_clips: list[np.ndarray]  # held-out negatives the calibration stream is composed from
+    stream_audio: list[np.ndarray] = field(default_factory=list)  # held-out real audio, used as it is
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict:
+        def by_source(sources: list[str]) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for s in sources:
+                out[s] = out.get(s, 0) + 1
+            return dict(sorted(out.items()))
+
+        pos = [s for s, y in zip(self.train_sources, self.train_labels) if y == KEYWORD]
+        neg = [s for s, y in zip(self.train_sources, self.train_labels) if y == OTHER]
+        return {"train_positives": len(pos), "train_negatives": len(neg),
+                "positives_by_source": by_source(pos), "negatives_by_source": by_source(neg),
+                "heldout_positives": len(self.heldout_positives),
+                "heldout_positives_by_source": by_source(self.heldout_positive_sources),
+                "heldout_negative_clips": len(self.stream_clips),
+                "heldout_real_negative_seconds": round(sum(a.size for a in self.stream_audio) / SAMPLE_RATE, 1)}
+
+
+def window_samples(recordings: list[Recording], window_s: float | None) -> int:
+    """The model's input length: given, or the longest recording + 0.2 s (at least 1 s), in 0.1 s steps."""
+    if window_s is None:
+        longest = max(r.seconds for r in recordings)
+        window_s = max(1.0, np.ceil((longest + 0.2) * 10 - 1e-6) / 10)
+    return int(round(window_s * SAMPLE_RATE))
+
+
+def make_augmenter(noise_dir: str | None):
+    from synth.augment import AugmentConfig, Augmenter, NoiseConfig
+
+    return Augmenter(AugmentConfig(noise=NoiseConfig(dir=noise_dir)))
+
+
+def respeak(speech: np.ndarray, window: int, rng: np.random.Generator, cfg: CreateConfig, augmenter
+            ) -> np.ndarray:
+    """One heavily augmented copy of a recording: new rate, vocal tract and formants, new place and room."""
+    from synth.clip import place_in_clip
+    from synth.speaker import perturb, wsola
+
+    d = cfg.data
+    x = wsola(speech, float(rng.uniform(*d.tempo)), SAMPLE_RATE)
+    tract = float(np.exp(rng.uniform(-np.log(d.tract), np.log(d.tract))))
+    formant = float(np.exp(rng.uniform(-np.log(d.formant), np.log(d.formant))))
+    x = perturb(x, SAMPLE_RATE, tract, formant)
+    x = 0.5 * x / max(float(np.max(np.abs(x))), 1e-6)
+    clip, _ = place_in_clip(x, window, SAMPLE_RATE, rng)
+    clip, _ = augmenter(clip, rng)
+    return clip
+
+
+def fragment(speech: np.ndarray, rng: np.random.Generator, share: tuple[float, float]) -> np.ndarray:
+    """The start or the end of a recording, ``share`` of its length: "le-" or "-ft" of "left"."""
+    n = max(int(speech.size * rng.uniform(*share)), 1)
+    return speech[:n] if rng.random() < 0.5 else speech[speech.size - n :]
+
+
+def recording_clips(recordings: list[Recording], per_recording: int, window: int, seed: int, cfg: CreateConfig,
+                    augmenter, description: str, negative: bool = False) -> list[np.ndarray]:
+    """Augmented copies of every recording; ``negative``: of a start or end part of it, or of it reversed."""
+    jobs = [(i, k) for i in range(len(recordings)) for k in range(per_recording)]
+    out = []
+    for i, k in track(jobs, description):
+        rng = np.random.default_rng([seed, i, k, int(negative)])
+        speech = recordings[i].speech
+        if negative:
+            speech = fragment(speech, rng, tuple(cfg.data.fragment_share)) if k % 2 else speech[::-1].copy()
+        out.append(respeak(speech, window, rng, cfg, augmenter))
+    return out
+
+
+def noise_clips(count: int, window: int, seed: int, noise_dir: str | None) -> list[np.ndarray]:
+    """Background noise at random levels (synth's ``_silence_`` clips): recordings or coloured noise."""
+    from synth.augment import NoiseConfig, NoiseSource
+    from synth.negatives import silence_clip
+
+    source = NoiseSource(NoiseConfig(dir=noise_dir))
+    return [silence_clip(source, window, np.random.default_rng([seed, 31337, k]))[0] for k in range(count)]
+
+
+def negative_files(path: str) -> list[Path]:
+    from synth.augment import AUDIO_SUFFIXES, audio_files
+
+    p = Path(path).expanduser()
+    if p.is_file():
+        if p.suffix.lower() not in AUDIO_SUFFIXES:
+            raise KwsError(f"negatives={p} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
+        return [p]
+    if not p.exists():
+        raise KwsError(f"negatives={p} does not exist (give a folder of audio or one long audio file)")
+    return audio_files(p, "negatives")
+
+
+def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float = 0.2
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Training windows and held-out audio from the user's negatives.
+
+    Files are split by a hash of their name (a single file: by time, the last ``heldout`` share held out).
+    Long audio is cut into windows with 50% overlap; short files are centred in a window.
+    """
+    import zlib
+
+    files = negative_files(path)
+    train_audio, held = [], []
+    for f in track(files, "reading negatives"):
+        try:
+            audio = load_audio(f, require_signal=False)
+        except AudioError as e:
+            info(f"[yellow]skipping negative[/] {e}")
+            continue
+        if len(files) == 1:
+            cut = int(audio.size * (1 - heldout))
+            train_audio.append(audio[:cut])
+            held.append(audio[cut:])
+        elif (zlib.crc32(f.name.encode()) % 1000) / 1000 < heldout:
+            held.append(audio)
+        else:
+            train_audio.append(audio)
+    windows = []
+    for audio in train_audio:
+        if audio.size <= window:
+            windows.append(np.pad(audio, ((window - audio.size) // 2, window - audio.size - (window - audio.size) // 2)))
+        else:
+            for start in range(0, audio.size - window + 1, window // 2):
+                windows.append(audio[start : start + window])
+    if len(windows) > limit:
+        keep = np.random.default_rng([seed, 77]).choice(len(windows), limit, replace=False)
+        windows = [windows[i] for i in sorted(keep)]
+    return windows, held
+
+
+def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_heldout: TTSClips, window: int
+          ) -> KeywordData:
+    """Assemble training clips (positives first) and the held-out calibration material."""
+    augmenter = make_augmenter(cfg.noise.dir)
+    d = cfg.data
+    pos = recording_clips(recordings, d.per_recording, window, cfg.seed, cfg, augmenter, "augmenting recordings")
+    pos_src = ["recording"] * len(pos)
+    held_pos = recording_clips(recordings, d.heldout_per_recording, window, cfg.seed + 1_000_003, cfg, augmenter,
+                               "held-out augmentations")
+    held_src = ["recording"] * len(held_pos)
+    pos += tts.positives
+    pos_src += tts.positive_sources
+    held_pos += tts_heldout.positives
+    held_src += tts_heldout.positive_sources
+    neg, neg_src = list(tts.negatives), list(tts.negative_sources)
+    # The enrolment voice saying something else. Without it every real voice is rarer among the negatives
+    # (TTS) than among the positives, and the model learns "a human voice" instead of the keyword. Parts of
+    # the keyword ("le-", "-ft") and the keyword reversed are other sounds in the same voice and channel.
+    frags = recording_clips(recordings, d.fragments_per_recording, window, cfg.seed + 7, cfg, augmenter,
+                            "keyword fragments", negative=True)
+    neg += frags
+    neg_src += ["fragment" if k % 2 else "reversed" for _ in recordings for k in range(d.fragments_per_recording)]
+    stream_clips = list(tts_heldout.negatives)
+    stream_audio: list[np.ndarray] = []
+    if cfg.negatives:
+        windows, held = real_negatives(cfg.negatives, window, d.real_negatives, cfg.seed)
+        neg += windows
+        neg_src += ["real"] * len(windows)
+        stream_audio = held
+    noise = noise_clips(d.noise_clips, window, cfg.seed, cfg.noise.dir)
+    neg += noise
+    neg_src += ["noise"] * len(noise)
+    stream_clips += noise_clips(max(d.noise_clips // 4, 1), window, cfg.seed + 1, cfg.noise.dir)
+    notes = []
+    if not neg:
+        raise KwsError("no negatives: enable TTS (tts.engines), give negatives=DIR or keep data.noise_clips > 0")
+    if len(neg) < len(pos):
+        notes.append(f"few negatives ({len(neg)} against {len(pos)} positives): give negatives=DIR of speech "
+                     "without the keyword for a lower false-accept rate")
+    waves = np.stack([np.asarray(c, dtype=np.float32)[:window] for c in pos + neg])
+    labels = np.array([KEYWORD] * len(pos) + [OTHER] * len(neg), dtype=np.int64)
+    return KeywordData(window, waves, labels, pos_src + neg_src, held_pos, held_src, stream_clips, stream_audio,
+                       notes)
+
+
+def compose_stream(clips: list[np.ndarray], audio: list[np.ndarray], seconds: float, seed: int,
+                   noise_dir: str | None, segment_s: float = 120.0) -> Iterator[np.ndarray]:
+    """A long negative stream, yielded in segments: held-out real audio as it is, then held-out clips re-mixed.
+
+    Clips are laid end to end with random gaps and gains over a faint noise bed, in a new random order each
+    pass, so the stream reaches ``seconds`` even when there are few held-out clips (each pass places them at
+    new offsets against the detector's hop grid and next to new neighbours).
+    """
+    from synth.augment import NoiseConfig, NoiseSource
+
+    rng = np.random.default_rng([seed, 99])
+    total = 0
+    for a in audio:
+        if a.size:
+            total += a.size
+            yield a
+    target = int(seconds * SAMPLE_RATE)
+    if not clips and total < target:
+        clips = noise_clips(32, SAMPLE_RATE, seed, noise_dir)
+    source = NoiseSource(NoiseConfig(dir=noise_dir))
+    seg_n = int(segment_s * SAMPLE_RATE)
+    order: list[int] = []
+    while total < target:
+        n = min(seg_n, target - total)
+        bed, _ = source.sample(n, rng)
+        out = bed * 10 ** (rng.uniform(-65, -40) / 20)
+        pos = int(rng.integers(0, SAMPLE_RATE // 2))
+        while pos < n:
+            if not order:
+                order = list(rng.permutation(len(clips)))
+            clip = clips[order.pop()]
+            end = min(pos + clip.size, n)
+            peak = max(float(np.max(np.abs(clip))), 1e-6)
+            out[pos:end] += clip[: end - pos] * (10 ** (rng.uniform(-30, -3) / 20) / peak)
+            pos = end + int(rng.uniform(0.0, 0.6) * SAMPLE_RATE)
+        yield np.clip(out, -1, 1).astype(np.float32)
+        total += n

@@ -1,0 +1,131 @@
+"""``distill keyword eval``: false rejects and false accepts per hour of a keyword model on real audio.
+
+Negatives (a folder, in sorted order, or one long file) are concatenated into one stream and scored every
+hop; each event (with the refractory period) is a false accept. Each positive is embedded in background
+(noise, or other speech from the negatives) with ``context_s`` before and after, at an SNR drawn from
+``snr_db``; it is detected when a window holding at least half of it scores at or above the threshold.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from distill.audio import SAMPLE_RATE, load_audio
+from distill.errors import AudioError, KwsError
+from distill.keyword.config import EvalConfig
+from distill.keyword.model import load_model, read_meta
+from distill.keyword.scoring import (Det, OnnxScorer, TorchScorer, det_curve, embed_positives, hours_of,
+                                     positive_maxima)
+from distill.progress import info, track
+
+
+def read_folder(path: str, what: str) -> list[np.ndarray]:
+    from distill.keyword.dataset import negative_files
+
+    files = negative_files(path) if Path(path).expanduser().is_file() else _files(path, what)
+    clips, bad = [], []
+    for f in track(files, f"reading {what}"):
+        try:
+            clips.append(load_audio(f, require_signal=False))
+        except AudioError as e:
+            bad.append(str(e))
+    if bad:
+        info(f"[yellow]skipped {len(bad)} unreadable {what} file(s)[/], e.g. {bad[0]}")
+    if not clips:
+        raise KwsError(f"no readable audio in {what}={path}")
+    return clips
+
+
+def _files(path: str, what: str) -> list[Path]:
+    from synth.augment import audio_files
+
+    return audio_files(path, what)
+
+
+def segments(clips: list[np.ndarray], segment_s: float = 300.0) -> Iterator[np.ndarray]:
+    """The clips concatenated in order, cut into segments of about ``segment_s`` (bounded memory)."""
+    buf, n = [], 0
+    for c in clips:
+        buf.append(c)
+        n += c.size
+        if n >= segment_s * SAMPLE_RATE:
+            yield np.concatenate(buf)
+            buf, n = [], 0
+    if buf:
+        yield np.concatenate(buf)
+
+
+def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negatives: list[np.ndarray] | None = None
+             ) -> dict[str, Any]:
+    """Evaluate ``cfg.model_dir``; writes metrics.json, det.png, det.json and report.md to ``cfg.out``.
+
+    ``positives`` / ``negatives`` may be given as loaded clips instead of folders (benchmarks reuse them).
+    """
+    from distill.keyword.create import background_fn
+
+    model_dir = Path(cfg.model_dir)
+    meta = read_meta(model_dir)
+    window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
+    hop = int(round(cfg.hop_s * sr))
+    refractory = int(round((cfg.refractory_s or meta.get("refractory_s") or window / sr) * sr))
+    if positives is None:
+        if not cfg.positives or not cfg.negatives:
+            raise KwsError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
+        positives = read_folder(cfg.positives, "positives")
+    if negatives is None:
+        negatives = read_folder(cfg.negatives, "negatives")
+    out = Path(cfg.out) if cfg.out else model_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    background = background_fn(cfg.noise.dir, negatives)
+    rng = np.random.default_rng([cfg.seed, 11])
+    stream, spans = embed_positives(positives, background, int(cfg.context_s * sr), tuple(cfg.snr_db), rng)
+    models = {"float32": model_dir / "model.onnx"}
+    if cfg.int8 and (model_dir / "model.int8.onnx").is_file():
+        models["int8"] = model_dir / "model.int8.onnx"
+    curves: dict[str, Det] = {}
+    for name, path in models.items():
+        if cfg.backend == "torch" and name == "float32":
+            clf, _ = load_model(model_dir)
+            scorer = TorchScorer(clf, window, hop)
+        else:
+            scorer = OnnxScorer(path, window, hop, cfg.threads)
+        neg, samples = [], 0
+        for seg in track(list(segments(negatives)), f"negatives ({name})"):
+            neg.append(scorer(seg))
+            samples += seg.size
+        pos = positive_maxima(scorer(stream), spans, window, hop)
+        curves[name] = det_curve(neg, hours_of(samples), pos, max(1, refractory // hop))
+    threshold = float(meta["threshold"])
+    rows = {}
+    for name, det in curves.items():
+        frr, fa = det.at(threshold)
+        rows[name] = {"frr": frr, "fa_per_hour": fa, "frr_at_1fa": det.best_frr(1.0)}
+    metrics = {**{k: rows["float32"][k] for k in ("frr", "fa_per_hour")}, "threshold": threshold,
+               "hours_negative": curves["float32"].hours, "n_positive": curves["float32"].n_positive,
+               "frr_at_1fa_per_hour": rows["float32"]["frr_at_1fa"],
+               "frr_at_target": curves["float32"].best_frr(float(meta.get("target_fa_per_hour", 0.5))),
+               "int8": rows.get("int8"), "hop_s": hop / sr, "refractory_s": refractory / sr,
+               "snr_db": list(cfg.snr_db), "backend": cfg.backend}
+    write(out, metrics, curves, rows, threshold, meta, cfg)
+    return {"dir": str(out), "metrics": metrics}
+
+
+def write(out: Path, metrics: dict[str, Any], curves: dict[str, Det], rows, threshold: float, meta, cfg) -> None:
+    from distill.keyword.report import plot_det, write_eval_report
+
+    plot_det(curves, threshold, float(meta.get("target_fa_per_hour", 0.5)), out / "det.png",
+             f"{meta['name']}: {metrics['n_positive']} positives vs {metrics['hours_negative']:.2f} h of negatives")
+    (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out / "metrics.json")
+    notes = [f"positives: {cfg.positives or '(given)'}, each inside {cfg.context_s:g} s of background before and "
+             f"after (noise or other speech from the negatives) at {cfg.snr_db[0]:g}-{cfg.snr_db[1]:g} dB SNR",
+             f"negatives: {cfg.negatives or '(given)'}, {metrics['hours_negative']:.3f} h concatenated; "
+             f"hop {metrics['hop_s']:g} s, refractory {metrics['refractory_s']:g} s",
+             f"threshold {threshold:.4f} (calibrated at create for {meta.get('target_fa_per_hour')} FA/h)"]
+    write_eval_report(out / "report.md", f"Keyword `{meta['name']}` evaluation", rows, notes, "det.png")

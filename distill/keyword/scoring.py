@@ -1,0 +1,225 @@
+"""Window scores over long audio, events with a refractory period, and the DET curve (FRR vs false accepts/h).
+
+Two scorers give the same numbers: ``OnnxScorer`` runs the exported graph on raw audio windows (what the
+``Detector`` runs), ``TorchScorer`` computes the stream's feature frames once and slides the window over them
+(a window starting on a frame boundary has exactly those frames), which is much faster on hours of audio.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from distill.audio import SAMPLE_RATE
+
+
+def window_starts(n: int, window: int, hop: int) -> np.ndarray:
+    """Start samples of every full window of ``window`` samples every ``hop`` in ``n`` samples."""
+    if n < window:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n - window + 1, hop, dtype=np.int64)
+
+
+class OnnxScorer:
+    """Batched onnxruntime inference of ``model.onnx``: audio windows ``(B, S)`` -> probabilities ``(B,)``."""
+
+    def __init__(self, path: str | Path, window: int, hop: int, threads: int = 1, batch: int = 32) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.window, self.hop, self.batch = window, hop, batch
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """``(B, S)`` float32 -> ``(B,)``."""
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0].reshape(-1)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        starts = window_starts(audio.size, self.window, self.hop)
+        if not starts.size:
+            return np.zeros(0, dtype=np.float32)
+        view = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float32), self.window)[:: self.hop]
+        return np.concatenate([self.windows(view[i : i + self.batch]) for i in range(0, len(view), self.batch)])
+
+
+class TorchScorer:
+    """The trained classifier on shared feature frames; the keyword probability is ``sigmoid(l1 - l0)``."""
+
+    def __init__(self, clf, window: int, hop: int, block_windows: int = 256) -> None:
+        self.clf = clf.eval()
+        self.window, self.hop, self.block = window, hop, block_windows
+        c = clf.frontend.config
+        self.frames = c.n_frames(window)
+        self.step = hop // c.hop_length if hop % c.hop_length == 0 else 0
+
+    @torch.no_grad()
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        return probability(self.clf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))).numpy()
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        starts = window_starts(audio.size, self.window, self.hop)
+        if not starts.size:
+            return np.zeros(0, dtype=np.float32)
+        if not self.step:  # the hop is not a whole number of frames: run every window from its samples
+            view = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float32), self.window)[:: self.hop]
+            return np.concatenate([self.windows(view[i : i + 64]) for i in range(0, len(view), 64)])
+        out = []
+        wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        for b in range(0, len(starts), self.block):
+            first, last = int(starts[b]), int(starts[min(b + self.block, len(starts)) - 1])
+            feats = self.clf.frontend.extract(wave[first : last + self.window][None])  # (1, F, frames)
+            wins = feats[0].unfold(-1, self.frames, self.step).permute(1, 0, 2)  # (n, F, T)
+            out.append(probability(self.clf.forward_features(wins)).numpy())
+        return np.concatenate(out)
+
+
+def probability(logits: torch.Tensor) -> torch.Tensor:
+    """Keyword probability from two-class logits ``(B, 2)``: ``softmax(logits)[:, 1]``, computed stably."""
+    return torch.sigmoid(logits[:, 1] - logits[:, 0])
+
+
+# ---------------------------------------------------------------- events
+
+
+class Trigger:
+    """Turns window scores into events: fire when the score reaches the threshold, then stay quiet until the
+    score has dropped below it again and ``refractory`` samples have passed, so one utterance gives one event."""
+
+    def __init__(self, threshold: float, refractory: int) -> None:
+        self.threshold, self.refractory = threshold, refractory
+        self.reset()
+
+    def reset(self) -> None:
+        self.armed, self.last = True, None
+
+    def update(self, end: int, score: float) -> bool:
+        """Feed the score of the window ending at sample ``end``; True when it is an event."""
+        if score < self.threshold:
+            self.armed = True
+            return False
+        if self.armed and (self.last is None or end - self.last >= self.refractory):
+            self.armed, self.last = False, end
+            return True
+        return False
+
+
+def event_indices(scores: np.ndarray, threshold: float, refractory_hops: int) -> list[int]:
+    """Indices of the windows that fire, exactly as ``Trigger`` on windows one hop apart, but per run of
+    above-threshold windows instead of per window."""
+    above = scores >= threshold
+    if not above.any():
+        return []
+    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+    run_start, run_end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [start, end)
+    events: list[int] = []
+    last = None
+    for s, e in zip(run_start.tolist(), run_end.tolist()):
+        first = s if last is None else max(s, last + refractory_hops)
+        if first < e:
+            events.append(first)
+            last = first
+    return events
+
+
+@dataclass
+class Det:
+    """False-reject rate and false accepts per hour at each threshold (ascending)."""
+
+    thresholds: np.ndarray
+    frr: np.ndarray
+    fa_per_hour: np.ndarray
+    hours: float
+    n_positive: int
+
+    def at(self, threshold: float) -> tuple[float, float]:
+        """(FRR, FA/h) at the grid point nearest ``threshold`` from above."""
+        i = min(int(np.searchsorted(self.thresholds, threshold)), len(self.thresholds) - 1)
+        return float(self.frr[i]), float(self.fa_per_hour[i])
+
+    def calibrate(self, target_fa_per_hour: float) -> float:
+        """The lowest threshold from which every higher threshold keeps FA/h <= target (lowest FRR)."""
+        ok = self.fa_per_hour <= target_fa_per_hour + 1e-12
+        bad = np.flatnonzero(~ok)
+        i = 0 if not bad.size else int(bad[-1]) + 1
+        return float(self.thresholds[min(i, len(self.thresholds) - 1)])
+
+    def best_frr(self, max_fa_per_hour: float) -> float:
+        """Lowest FRR over thresholds with FA/h <= ``max_fa_per_hour`` (the DET curve read at that FA rate)."""
+        ok = self.fa_per_hour <= max_fa_per_hour + 1e-12
+        return float(self.frr[ok].min()) if ok.any() else 1.0
+
+    def to_json(self) -> dict:
+        return {"thresholds": self.thresholds.tolist(), "frr": self.frr.tolist(),
+                "fa_per_hour": self.fa_per_hour.tolist(), "hours": self.hours, "n_positive": self.n_positive}
+
+
+def det_curve(negative_scores: Iterable[np.ndarray], hours: float, positive_scores: np.ndarray,
+              refractory_hops: int, grid: int = 400) -> Det:
+    """DET curve from per-segment window scores on negative audio and the best score of each positive.
+
+    Thresholds: a logit-spaced grid, each positive's score (exact FRR steps), and just above the highest
+    negative scores (exact FA steps where they matter, at low FA rates).
+    """
+    negs = [np.asarray(s, dtype=np.float32) for s in negative_scores]
+    pos = np.asarray(positive_scores, dtype=np.float32)
+    flat = np.concatenate(negs) if negs else np.zeros(0, np.float32)
+    top = np.sort(flat)[-2000:] if flat.size else flat
+    logits = np.linspace(-9, 16, grid)
+    cand = np.concatenate([1 / (1 + np.exp(-logits)), pos, np.nextafter(top, np.float32(2))]).astype(np.float32)
+    thresholds = np.unique(np.clip(cand, 1e-6, 1.0))
+    frr = np.array([(pos < t).mean() if pos.size else np.nan for t in thresholds])
+    counts = np.array([sum(len(event_indices(s, t, refractory_hops)) for s in negs) for t in thresholds])
+    fa = counts / max(hours, 1e-9)
+    return Det(thresholds, frr, fa, hours, int(pos.size))
+
+
+def embed_positives(clips: list[np.ndarray], background, context: int, snr_db: tuple[float, float],
+                    rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """One stream with each positive clip inside ``context`` samples of background before and after.
+
+    Args:
+        background: ``(n, rng) -> (n,)`` background audio (noise or other speech), any level.
+        snr_db: range of the positive-to-background ratio, drawn per clip.
+
+    Returns:
+        (stream, [(start, end) sample span of each positive]).
+    """
+    parts, spans, pos = [], [], 0
+    for clip in clips:
+        n = clip.size + 2 * context
+        bg = background(n, rng).astype(np.float64)
+        p_clip = float(np.mean(clip.astype(np.float64) ** 2))
+        p_bg = float(np.mean(bg ** 2))
+        snr = rng.uniform(*snr_db)
+        gain = np.sqrt(p_clip / (p_bg * 10 ** (snr / 10))) if p_bg > 0 and p_clip > 0 else 0.0
+        seg = gain * bg
+        seg[context : context + clip.size] += clip
+        parts.append(np.clip(seg, -1, 1).astype(np.float32))
+        spans.append((pos + context, pos + context + clip.size))
+        pos += n
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), spans
+
+
+def positive_maxima(scores: np.ndarray, spans: list[tuple[int, int]], window: int, hop: int) -> np.ndarray:
+    """Best window score for each positive span: over windows that hold at least half of the span (or half
+    of the window, for spans longer than the window)."""
+    starts = window_starts(int(scores.size - 1) * hop + window if scores.size else 0, window, hop)[: scores.size]
+    ends = starts + window
+    out = np.zeros(len(spans), dtype=np.float32)
+    for i, (a, b) in enumerate(spans):
+        overlap = np.minimum(ends, b) - np.maximum(starts, a)
+        ok = overlap >= 0.5 * min(b - a, window)
+        out[i] = scores[ok].max() if ok.any() else 0.0
+    return out
+
+
+def hours_of(samples: int) -> float:
+    return samples / SAMPLE_RATE / 3600

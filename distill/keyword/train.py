@@ -1,0 +1,136 @@
+"""Student training for one keyword, optionally distilled from a binary teacher.
+
+What the teacher teaches: the student answers "keyword or not", a question the command-set teachers of
+``distill run`` were never asked (their classes are other words). Their logits over those classes say nothing
+about this keyword, so KD needs a binary teacher first:
+
+* ``teacher=auto``: a larger model (``teacher_model.preset``, TC-ResNet14-1.5 by default) trained on the same
+  clips. Its soft targets are smoother than the hard labels on the hard cases (confusable phrases, keyword
+  fragments cut by the window edge, low SNR), which is where a small student gains from KD.
+* ``teacher=RUN_OR_CHECKPOINT``: that model, with its class layer replaced by a two-class one, fine-tuned on
+  the keyword clips (its own features and input length). It brings what it learned from many speakers, which
+  the few enrolment recordings cannot.
+
+Either way the student then trains on ``(1 - a) * CE + a * T^2 * KL`` against the teacher's logits on the
+training clips (``distill.kd.kd_loss``; offline targets, computed once).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill import checkpoint
+from distill.audio import fit_length
+from distill.augment import NoiseBank
+from distill.classifier import Classifier, build_classifier, load_classifier
+from distill.config import AugmentConfig, TrainConfig
+from distill.data import Item
+from distill.data.cache import ClipData, extract_features
+from distill.errors import ConfigError, KwsError
+from distill.features import FeatureConfig, Frontend
+from distill.keyword.config import CreateConfig
+from distill.keyword.model import LABELS_OTHER
+from distill.progress import info
+from distill.train import Teacher, Trainer, predict
+
+
+def clip_data(waves: np.ndarray, labels: np.ndarray, frontend: Frontend) -> ClipData:
+    w = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32))
+    items = [Item(f"clip{i}", str(int(y)), "") for i, y in enumerate(labels)]
+    return ClipData(w, torch.from_numpy(labels.astype(np.int64)), extract_features(frontend, w), items)
+
+
+def labels_for(name: str) -> list[str]:
+    return [LABELS_OTHER, name]
+
+
+def augment_config(cfg: CreateConfig) -> AugmentConfig:
+    return AugmentConfig(noise_dir=cfg.noise.dir, noise_prob=cfg.noise_prob if cfg.noise.dir else 0.0,
+                         snr_min=0.0, snr_max=20.0, shift_ms=100.0)
+
+
+def noise_bank(cfg: CreateConfig) -> NoiseBank | None:
+    return NoiseBank.from_folder(cfg.noise.dir) if cfg.noise.dir else None
+
+
+def fit(clf: Classifier, data: ClipData, val: ClipData | None, cfg: CreateConfig, train: TrainConfig,
+        teacher: Teacher | None, description: str) -> Classifier:
+    trainer = Trainer(clf, train, augment_config(cfg), cfg.seed, torch.device("cpu"), noise_bank(cfg), teacher)
+    state = trainer.fit(data, val, description=description)
+    clf.history = state.history  # type: ignore[attr-defined]
+    return clf.eval()
+
+
+def new_classifier(section_name: str, preset: str | None, options: dict, cfg: CreateConfig, window: int,
+                   frontend: Frontend) -> Classifier:
+    try:
+        clf = build_classifier(section_name, preset, dict(options), labels_for(cfg.name), frontend.config, window)
+    except TypeError as e:
+        raise ConfigError(f"bad model option ({e})") from None
+    clf.frontend.load_state_dict(frontend.state_dict())
+    return clf
+
+
+def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, window: int, frontend: Frontend,
+                  teacher: Teacher | None) -> Classifier:
+    torch.manual_seed(cfg.seed)
+    clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, cfg, window, frontend)
+    what = "student" + (f" (KD, T={teacher.kd.temperature:g}, a={teacher.kd.alpha:g})" if teacher else "")
+    return fit(clf, data, val, cfg, cfg.train, teacher, what)
+
+
+def resolve_teacher(path: str) -> Path:
+    """A run folder (its teacher, else its student), a keyword folder, or a checkpoint stem/file."""
+    p = Path(path).expanduser()
+    candidates = [p / "checkpoints" / "teacher", p / "checkpoints" / "student", p / "weights", p]
+    for c in candidates:
+        if checkpoint.exists(c):
+            return c
+    raise KwsError(f"teacher={path}: no checkpoint found (looked for {', '.join(str(c) for c in candidates[:3])} "
+                   "and the path itself as NAME.safetensors + NAME.json); use teacher=auto to train one")
+
+
+def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data: ClipData, val_waves: np.ndarray,
+                 val_labels: np.ndarray, window: int, frontend: Frontend) -> tuple[Teacher, dict]:
+    """The binary teacher and its offline logits on the training clips; returns (targets, description)."""
+    epochs = cfg.teacher_model.epochs or cfg.train.epochs
+    if cfg.teacher == "auto":
+        torch.manual_seed(cfg.seed + 1)
+        clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, cfg, window, frontend)
+        val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
+        fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (binary, same data)")
+        if cfg.kd.mode == "online":
+            return Teacher(cfg.kd, model=clf), describe(clf, "auto")
+        return Teacher(cfg.kd, logits=predict(clf, data)), describe(clf, "auto")
+    path = resolve_teacher(str(cfg.teacher))
+    source, meta = load_classifier(path)
+    n = source.num_samples
+    if n < window:
+        info(f"[yellow]teacher {path} reads {n / 16000:g} s windows; the {window / 16000:g} s keyword windows are "
+             "centre-cropped for it")
+    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], labels_for(cfg.name),
+                           FeatureConfig(**meta["features"]), n)
+    own = clf.state_dict()
+    kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    clf.load_state_dict(kept, strict=False)  # every layer but the class layer
+    fe = clf.frontend
+    t_data = clip_data(fit_length(waves, n), labels, fe)
+    t_val = clip_data(fit_length(val_waves, n), val_labels, fe) if len(val_labels) else None
+    # no zero-gamma: it would erase the pretrained residual branches
+    train = dataclasses.replace(cfg.train, epochs=epochs, lr=cfg.teacher_model.finetune_lr, zero_gamma=False)
+    fit(clf, t_data, t_val, cfg, train, None, f"teacher (fine-tuning {Path(path).name})")
+    if cfg.kd.mode == "online":
+        info("[yellow]kd.mode=online needs the student's features; using offline teacher logits")
+    info_ = describe(clf, str(path))
+    info_["reused_tensors"] = len(kept)
+    return Teacher(cfg.kd, logits=predict(clf, t_data)), info_
+
+
+def describe(clf: Classifier, source: str) -> dict:
+    from distill.models.profile import count_params
+
+    return {"source": source, "model": clf.name, "preset": getattr(clf.model, "preset", None),
+            "params": count_params(clf.model), "epochs": len(getattr(clf, "history", []))}

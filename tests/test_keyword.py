@@ -1,0 +1,235 @@
+"""distill keyword: names, recording checks, config parsing, and create -> ONNX -> detect -> eval on tones."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from distill.cli import main
+from distill.errors import ConfigError, KwsError
+from distill.keyword.config import CreateConfig, RecordingCheck, check_name, parse_args
+from distill.keyword.recordings import load_recordings
+
+pytest.importorskip("onnxruntime")
+SR = 16000
+
+
+def keyword_sound(rng: np.random.Generator) -> np.ndarray:
+    """The "keyword" of these tests: a 0.25 s rising chirp then a 0.25 s two-tone, slightly varied."""
+    d1, d2 = (int(SR * 0.25 * rng.uniform(0.9, 1.1)) for _ in range(2))
+    t1, t2 = np.arange(d1) / SR, np.arange(d2) / SR
+    f0 = 400 * rng.uniform(0.95, 1.05)
+    a = np.sin(2 * np.pi * (f0 * t1 + 600 * t1 ** 2 / t1[-1])) * np.hanning(d1)
+    b = (np.sin(2 * np.pi * 1500 * t2) + 0.5 * np.sin(2 * np.pi * 2250 * t2)) * np.hanning(d2)
+    return np.concatenate([a, b]).astype(np.float32)
+
+
+def distractor(rng: np.random.Generator) -> np.ndarray:
+    """Something else: a falling chirp or a steady tone, 0.3-0.6 s."""
+    d = int(SR * rng.uniform(0.3, 0.6))
+    t = np.arange(d) / SR
+    f = rng.uniform(300, 2500)
+    sweep = -rng.uniform(0, 800) * t ** 2 / t[-1]
+    return (np.sin(2 * np.pi * (f * t + sweep)) * np.hanning(d)).astype(np.float32)
+
+
+def place(sound: np.ndarray, seconds: float, at: float, rng: np.random.Generator, level: float = 0.5) -> np.ndarray:
+    x = rng.normal(0, 0.002, int(SR * seconds)).astype(np.float32)
+    s = int(at * SR)
+    x[s : s + sound.size] += level * sound
+    return x
+
+
+def write(path: Path, audio: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, SR, subtype="PCM_16")
+    return path
+
+
+def tts_engines() -> str:
+    try:
+        from synth.engines.espeak import EspeakEngine, EspeakOptions
+
+        return "espeak" if EspeakEngine.unavailable(EspeakOptions()) is None else ""
+    except ImportError:
+        return ""
+
+
+# ---------------------------------------------------------------- names and config
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "", "a b", "x" * 65, "/abs", "a\\b", "né"])
+def test_unsafe_names_refused(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KwsError, match="not allowed"):
+        check_name(name)
+    assert main(["keyword", "create", name, "text=hi", "recordings=a.wav,b.wav,c.wav"]) == 1
+    assert not any(tmp_path.iterdir())  # nothing was written anywhere
+
+
+@pytest.mark.parametrize("name", ["hey_nova", "Hey-Nova2", "x"])
+def test_safe_names_accepted(name):
+    assert check_name(name) == name
+
+
+def test_values_stay_strings_and_bad_keys_are_config_errors():
+    cfg = parse_args(CreateConfig, ["kw", "text=yes", "recordings=a.wav,b.wav", "force=true", "train.epochs=3",
+                                    "model.options.width=0.5", "noise.dir=/n"], ["name"], "create")
+    assert (cfg.name, cfg.text, cfg.recordings, cfg.force) == ("kw", "yes", ["a.wav", "b.wav"], True)
+    assert cfg.train.epochs == 3 and cfg.model.options == {"width": 0.5} and cfg.noise.dir == "/n"
+    for bad, msg in ((["kw", "bogus=1"], "unknown key"), (["kw", "train.epochs=x"], "not a valid int"),
+                     (["kw", "tts.engines=nope"], "unknown TTS engine"), (["kw", "tts=1"], "group")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_args(CreateConfig, bad, ["name"], "create")
+    assert main(["keyword", "create", "kw", "bogus=1"]) == 2
+
+
+# ---------------------------------------------------------------- recordings
+
+
+def test_bad_recordings_reported_per_file(tmp_path):
+    rng = np.random.default_rng(0)
+    good = [write(tmp_path / f"good{i}.wav", place(keyword_sound(rng), 1.2, 0.3, rng)) for i in range(2)]
+    silent = write(tmp_path / "silent.wav", np.zeros(SR, np.float32))
+    quiet = write(tmp_path / "quiet.wav", np.pad(0.003 * keyword_sound(rng), (3000, 5000)))  # peak -50 dBFS
+    clipped = write(tmp_path / "clipped.wav", np.clip(place(keyword_sound(rng), 1.2, 0.3, rng, 3.0), -1, 1))
+    short = write(tmp_path / "short.wav", place(keyword_sound(rng)[:1600], 1.0, 0.3, rng))
+    long_ = write(tmp_path / "long.wav", np.tile(place(keyword_sound(rng), 0.6, 0.0, rng), 7))
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    missing = tmp_path / "missing.wav"
+    paths = [str(p) for p in [*good, silent, quiet, clipped, short, long_, junk, missing]]
+    with pytest.raises(KwsError) as err:
+        load_recordings(paths, RecordingCheck())
+    msg = str(err.value)
+    assert "2 usable recording(s) of 9; at least 3" in msg
+    for path, reason in ((silent, "silent"), (quiet, "silent"), (clipped, "clipped"), (short, "only"),
+                         (long_, "at most 3"), (junk, "cannot read"), (missing, "not found")):
+        line = next(ln for ln in msg.splitlines() if str(path) in ln)
+        assert reason in line, line
+    assert not any(str(g) in msg for g in good)
+    third = write(tmp_path / "good2.wav", place(keyword_sound(rng), 1.2, 0.3, rng))
+    recs, problems = load_recordings([*map(str, good), str(third), str(short)], RecordingCheck())
+    assert len(recs) == 3 and len(problems) == 1 and "short.wav" in problems[0]
+    assert all(0.3 <= r.seconds <= 1.0 for r in recs)
+
+
+# ---------------------------------------------------------------- create / onnx / detect / eval
+
+
+@pytest.fixture(scope="module")
+def keyword_dir(tmp_path_factory):
+    """A keyword made from three generated recordings with a tiny config (about 30 s on one core)."""
+    root = tmp_path_factory.mktemp("kw")
+    rng = np.random.default_rng(1)
+    recs = [write(root / f"rec{i}.wav", place(keyword_sound(rng), 1.2, rng.uniform(0.1, 0.5), rng))
+            for i in range(3)]
+    for i in range(100):
+        write(root / "negatives" / f"n{i}.wav", place(distractor(rng), 1.0, rng.uniform(0, 0.4), rng))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KWS_DISTILL_CACHE", str(root / "cache"))
+    args = ["keyword", "create", "tone", "text=tone word", f"recordings={','.join(map(str, recs))}",
+            f"negatives={root / 'negatives'}", f"out={root / 'out'}", "threads=1", "seed=0",
+            f"tts.engines={tts_engines()}", "tts.n=0", "tts.words=24", "tts.phrases=0", "tts.generic_phrases=0",
+            "data.per_recording=60", "data.heldout_per_recording=4", "data.fragments_per_recording=10", "data.noise_clips=60", "train.epochs=12",
+            "train.batch_size=32", "train.lr=0.02", "model.options.width=0.5", "calibration.hours=0.01"]
+    assert main(args) == 0
+    assert main(args) == 1  # exists: not overwritten without force=true
+    mp.undo()
+    return root
+
+
+def test_create_writes_a_complete_keyword_folder(keyword_dir):
+    out = keyword_dir / "out"
+    for name in ("model.onnx", "model.int8.onnx", "weights.safetensors", "keyword.json", "report.md", "det.png"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.data"))  # one self-contained ONNX file
+    meta = json.loads((out / "keyword.json").read_text())
+    for key in ("name", "text", "threshold", "sample_rate", "window_s", "hop_s", "params", "macs",
+                "training_data"):
+        assert key in meta, key
+    assert meta["name"] == "tone" and meta["sample_rate"] == SR and 0 < meta["threshold"] <= 1
+    assert meta["window_s"] == 1.0 and meta["hop_s"] == 0.1 and meta["params"] < 30_000
+    counts = meta["training_data"]
+    assert counts["positives_by_source"] == {"recording": 180}
+    assert counts["negatives_by_source"]["noise"] == 60 and counts["negatives_by_source"]["real"] > 0
+    assert meta["int8"]["size_kb"] < meta["float32"]["size_kb"]
+    assert "![DET curve](det.png)" in (out / "report.md").read_text()
+
+
+def test_onnx_matches_torch(keyword_dir):
+    import torch
+
+    from distill.keyword.model import KeywordProbability, load_model
+    from distill.keyword.scoring import OnnxScorer, TorchScorer
+
+    clf, meta = load_model(keyword_dir / "out")
+    window = meta["window_samples"]
+    rng = np.random.default_rng(3)
+    x = np.stack([place(keyword_sound(rng), 1.0, 0.2, rng), place(distractor(rng), 1.0, 0.3, rng),
+                  rng.normal(0, 0.05, window).astype(np.float32)])
+    with torch.no_grad():
+        want = KeywordProbability(clf)(torch.from_numpy(x)).numpy()
+    got = OnnxScorer(keyword_dir / "out" / "model.onnx", window, 1600).windows(x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    q = OnnxScorer(keyword_dir / "out" / "model.int8.onnx", window, 1600).windows(x)
+    assert np.abs(q - want).max() < 0.2  # int8 is close, not equal
+    # calibration and eval slide the torch model over shared feature frames: same scores as the graph
+    stream = place(keyword_sound(rng), 5.0, 2.0, rng)
+    by_frames = TorchScorer(clf, window, 1600, block_windows=7)(stream)
+    by_graph = OnnxScorer(keyword_dir / "out" / "model.onnx", window, 1600)(stream)
+    assert by_frames.shape == by_graph.shape == (41,)
+    np.testing.assert_allclose(by_frames, by_graph, atol=1e-4)
+
+
+def test_detector_finds_the_inserted_keyword_at_the_right_time(keyword_dir):
+    from distill.keyword import Detector
+
+    rng = np.random.default_rng(7)
+    stream = place(keyword_sound(rng), 8.0, 4.0, rng)
+    for at in (1.0, 6.2):
+        d = distractor(rng)
+        stream[int(at * SR) : int(at * SR) + d.size] += 0.5 * d
+    det = Detector(keyword_dir / "out")
+    events = []
+    pos = 0
+    for size in rng.integers(100, 9000, size=200):  # chunks of any size
+        events += det.process(stream[pos : pos + size])
+        pos += int(size)
+        if pos >= stream.size:
+            break
+    events += det.flush()
+    assert len(events) == 1, (events, max(s for _, s in det.scores))
+    # the window that fires ends after the keyword (0.5 s long, starting at 4.0 s) and holds most of it
+    assert 4.3 <= events[0].time_s <= 5.0 + 0.1, events
+    whole = Detector(keyword_dir / "out")
+    again = whole.process(stream) + whole.flush()
+    assert [e.time_s for e in again] == [e.time_s for e in events]
+    np.testing.assert_allclose([s for _, s in whole.scores], [s for _, s in det.scores], atol=1e-5)
+
+
+def test_detect_cli_prints_events_and_rtf(keyword_dir, tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    wav = write(tmp_path / "s.wav", place(keyword_sound(rng), 4.0, 1.5, rng))
+    assert main(["keyword", "detect", str(keyword_dir / "out"), str(wav)]) == 0
+    out = capsys.readouterr().out
+    assert "real-time factor" in out and "1 event(s)" in out
+
+
+def test_eval_writes_metrics(keyword_dir, tmp_path):
+    rng = np.random.default_rng(9)
+    for i in range(6):
+        write(tmp_path / "pos" / f"p{i}.wav", place(keyword_sound(rng), 1.0, 0.2, rng))
+    long_neg = np.concatenate([place(distractor(rng), 1.0, 0.2, rng) for _ in range(40)])
+    neg = write(tmp_path / "neg.wav", long_neg)
+    out = tmp_path / "ev"
+    assert main(["keyword", "eval", str(keyword_dir / "out"), f"positives={tmp_path / 'pos'}", f"negatives={neg}",
+                 f"out={out}"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"frr", "fa_per_hour", "threshold", "hours_negative", "n_positive"} <= set(m)
+    assert m["n_positive"] == 6 and m["hours_negative"] == pytest.approx(40 / 3600, rel=1e-3)
+    assert 0 <= m["frr"] <= 1 and m["int8"] is not None
+    assert (out / "det.png").stat().st_size > 1000

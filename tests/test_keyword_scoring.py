@@ -1,0 +1,56 @@
+"""Event counting, DET curves, threshold calibration and positive embedding (no model needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distill.keyword.scoring import (Trigger, det_curve, embed_positives, event_indices, positive_maxima,
+                                     window_starts)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_run_based_event_count_equals_the_streaming_trigger(seed):
+    rng = np.random.default_rng(seed)
+    # bursty scores: mostly low, with above-threshold stretches of random length and small dips inside them
+    scores = np.clip(rng.normal(0.1, 0.1, 3000) + (rng.random(3000) < 0.05).astype(float).cumsum() % 2 * 0.7, 0, 1)
+    for threshold in (0.3, 0.5, 0.75):
+        for refractory in (1, 5, 10):
+            trig = Trigger(threshold, refractory)
+            streaming = [i for i, s in enumerate(scores) if trig.update(i, s)]
+            assert event_indices(scores, threshold, refractory) == streaming
+
+
+def test_one_long_utterance_gives_one_event():
+    scores = np.array([0.1, 0.6, 0.9, 0.95, 0.9, 0.7, 0.6, 0.2, 0.1])
+    assert event_indices(scores, 0.5, 3) == [1]
+    # a dip then a new rise within the refractory period stays silent; after it, fires again
+    scores = np.array([0.9, 0.2, 0.9, 0.1, 0.1, 0.9])
+    assert event_indices(scores, 0.5, 3) == [0, 5]
+
+
+def test_det_curve_and_calibration():
+    rng = np.random.default_rng(0)
+    neg = [rng.uniform(0, 0.6, 36_000)]  # one hour at a 100 ms hop
+    neg[0][[1000, 9000, 20000]] = [0.8, 0.85, 0.9]  # three isolated high negatives
+    pos = np.concatenate([rng.uniform(0.9, 1.0, 90), rng.uniform(0.0, 0.5, 10)])
+    det = det_curve(neg, 1.0, pos, refractory_hops=10)
+    assert np.all(np.diff(det.thresholds) > 0)
+    th = det.calibrate(0.5)
+    assert 0.9 < th <= 0.9 + 1e-6  # just above the highest negative
+    frr, fa = det.at(th)
+    assert fa == 0 and frr == pytest.approx(0.1, abs=0.02)
+    th2 = det.calibrate(2.0)  # two false accepts an hour allowed: just above the third highest
+    assert 0.8 < th2 <= 0.8 + 1e-6 and det.at(th2)[1] == 2.0
+    assert det.best_frr(1.0) <= frr
+
+
+def test_embedded_positive_is_found_by_its_windows():
+    window, hop = 16000, 1600
+    clip = np.zeros(8000, np.float32)
+    stream, spans = embed_positives([clip, clip], lambda n, r: np.ones(n), 16000, (10, 10), np.random.default_rng(0))
+    assert stream.size == 2 * (8000 + 32000) and spans == [(16000, 24000), (56000, 64000)]
+    n_windows = len(window_starts(stream.size, window, hop))
+    scores = np.zeros(n_windows, np.float32)
+    scores[(56000 - 4000) // hop] = 0.7  # a window holding the second clip
+    scores[0] = 0.9  # a window that does not hold either
+    np.testing.assert_allclose(positive_maxima(scores, spans, window, hop), [0.0, 0.7])
