@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import OmegaConf
+from rich.markup import escape
 
 from distill.errors import ConfigError, KwsError
 from synth.config import OFFLINE_ENGINES, SynthConfig, to_yaml
@@ -37,7 +38,7 @@ def synthesize_dataset(
         words: keywords, ``"yes,no,up"`` or a list; phrases are fine (``"hey nova"``).
         engines: engine names (``"piper,espeak"``); unavailable ones are skipped with a notice.
         noise_dir: folder of background-noise recordings (else generated coloured noise only).
-        unknown / silence: ``_unknown_`` / ``_silence_`` clip counts (-1: ``n`` and ``n // 2``; 0: none).
+        unknown / silence: ``_unknown_`` / ``_silence_`` clip counts (-1: ``2 n`` and ``n``; 0: none).
         options: further settings as a nested dict, e.g. ``{"augment": {"rir": {"p": 0.3}}}``.
 
     The run is deterministic for ``seed`` (any ``workers``) and resumable: calling again with the same
@@ -84,8 +85,9 @@ def available_engines(cfg: SynthConfig) -> list[str]:
         reason = ENGINES.get(name).unavailable(cfg.engine_options(name))
         if reason:
             reasons.append(f"{name}: {reason}")
-            info(f"[yellow]skipping TTS engine {name}[/]: {reason}")
+            info(f"[yellow]skipping TTS engine {name}[/]: {escape(reason)}")
         else:
+            ENGINES.get(name).voices(cfg.engine_options(name))  # ConfigError for unknown voices/variants
             ok.append(name)
     if not ok:
         raise KwsError("no TTS engine is available; " + "; ".join(reasons))
@@ -128,7 +130,7 @@ def run(cfg: SynthConfig) -> Path:
         try:
             pool = unknown_pool(cfg.words, per_keyword=cfg.confusables_per_word)
         except KwsError as e:  # espeak-ng phonemes unavailable: no confusable words, plain list only
-            info(f"[yellow]no confusable-word search[/]: {e}")
+            info(f"[yellow]no confusable-word search[/]: {escape(str(e))}")
             from synth.negatives import UnknownPool, builtin_words
 
             spoken = {w.lower() for w in cfg.words}
@@ -145,7 +147,7 @@ def run(cfg: SynthConfig) -> Path:
          f"{voices['total']:,} distinct voices ({voices['base']} engine voices x {voices['perturbations']} "
          f"speaker perturbations); manifest {out / MANIFEST}")
     if stats["failed"]:
-        info("[yellow]failures[/]: " + "; ".join(stats["errors"][:3]))
+        info("[yellow]failures[/]: " + escape("; ".join(stats["errors"][:3])))
         if stats["failed"] == len(jobs) - stats["skipped"]:
             raise KwsError(f"every clip failed; first error: {stats['errors'][0]}")
     return out / MANIFEST

@@ -25,11 +25,11 @@ COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^ex
 @dataclass
 class NoiseConfig:
     dir: Optional[str] = None  # folder of noise recordings (searched recursively); None: coloured noise only
-    p: float = 0.85  # probability of background noise
-    snr_db: list[float] = field(default_factory=lambda: [0.0, 30.0])  # over the whole clip
+    p: float = 0.6  # probability of background noise (Speech Commands clips are mostly clean)
+    snr_db: list[float] = field(default_factory=lambda: [5.0, 35.0])  # over the whole clip
     colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
     coloured_p: float = 0.25  # with a folder, share of coloured noise instead of a recording
-    floor_snr_db: list[float] = field(default_factory=lambda: [40.0, 65.0])  # faint hiss when no noise is added
+    floor_snr_db: list[float] = field(default_factory=lambda: [35.0, 60.0])  # faint hiss when no noise is added
 
     def __post_init__(self) -> None:
         _prob("noise.p", self.p)
@@ -43,11 +43,11 @@ class NoiseConfig:
 
 @dataclass
 class RirConfig:
-    p: float = 0.5  # probability of reverberation
+    p: float = 0.4  # probability of reverberation
     dir: Optional[str] = None  # folder of measured room impulse responses; used instead of simulated rooms
     backend: str = "synthetic"  # synthetic (numpy, no dependency) or pyroomacoustics (extra [rooms])
     rt60: list[float] = field(default_factory=lambda: [0.15, 0.9])  # seconds
-    drr_db: list[float] = field(default_factory=lambda: [-2.0, 15.0])  # direct-to-reverberant ratio
+    drr_db: list[float] = field(default_factory=lambda: [0.0, 15.0])  # direct-to-reverberant ratio
     bank: int = 64  # pyroomacoustics: rooms simulated once per worker and sampled from
 
     def __post_init__(self) -> None:
@@ -68,7 +68,7 @@ class AugmentConfig:
     eq_p: float = 0.5  # smooth random microphone colouration
     eq_db: float = 6.0  # largest boost/cut of the EQ curve
     gain_p: float = 1.0
-    peak_dbfs: list[float] = field(default_factory=lambda: [-32.0, -1.0])  # clip level after gain
+    peak_dbfs: list[float] = field(default_factory=lambda: [-18.0, -0.5])  # Speech Commands: median -4 dBFS
     shift_p: float = 0.0  # synthesized clips are already placed at random; use for user recordings
     shift_s: float = 0.1
 

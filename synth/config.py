@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from distill.errors import ConfigError
+from distill.errors import ConfigError, KwsError
 from synth.augment import AugmentConfig
 from synth.engines import ENGINES
 from synth.engines.coqui import CoquiOptions
@@ -30,8 +30,8 @@ class SynthConfig:
     seed: int = 0
     workers: int = 1
     clip_seconds: float = 1.0
-    unknown: int = -1  # _unknown_ utterances; -1: same as n; 0: none
-    silence: int = -1  # _silence_ clips; -1: n // 2; 0: none
+    unknown: int = -1  # _unknown_ utterances; -1: 2 x n (it must cover every other word); 0: none
+    silence: int = -1  # _silence_ clips; -1: n; 0: none
     confusable_p: float = 0.3  # share of _unknown_ drawn from phonetically confusable words
     confusables_per_word: int = 8
     variants: bool = True  # case/punctuation variants of the text ("Hey, Nova!")
@@ -46,7 +46,10 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.words:
-            self.words = parse_words(self.words)
+            try:
+                self.words = parse_words(self.words)
+            except KwsError as e:  # a bad keyword is a bad setting (exit code 2)
+                raise ConfigError(str(e)) from None
         _check(self.n >= 1, f"n must be >= 1, got {self.n}")
         _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         _check(0.2 <= self.clip_seconds <= 10, f"clip_seconds must be in [0.2, 10], got {self.clip_seconds}")
@@ -60,11 +63,11 @@ class SynthConfig:
 
     @property
     def n_unknown(self) -> int:
-        return self.n if self.unknown < 0 else self.unknown
+        return 2 * self.n if self.unknown < 0 else self.unknown
 
     @property
     def n_silence(self) -> int:
-        return self.n // 2 if self.silence < 0 else self.silence
+        return self.n if self.silence < 0 else self.silence
 
     @property
     def sample_count(self) -> int:

@@ -26,6 +26,6 @@ def default_dataset(per_word: int = PER_WORD, seed: int = 0, workers: int = 2) -
         return manifest
     info(f"no data.root given: synthesizing the default 12-class set into {out} (once)")
     manifest = synthesize_dataset(WORDS, n=per_word, engines=OFFLINE_ENGINES, out=out, seed=seed, workers=workers,
-                                  unknown=per_word, silence=per_word)
+                                  unknown=2 * per_word, silence=per_word)
     (out / "complete").write_text("ok\n")
     return manifest

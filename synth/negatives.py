@@ -103,7 +103,7 @@ def unknown_pool(keywords: list[str], words: list[str] | None = None, per_keywor
 
 
 def silence_clip(noise: NoiseSource, n: int, rng: np.random.Generator,
-                 peak_dbfs: tuple[float, float] = (-65.0, -12.0)) -> tuple[np.ndarray, dict]:
+                 peak_dbfs: tuple[float, float] = (-55.0, -3.0)) -> tuple[np.ndarray, dict]:
     """A ``_silence_`` clip: background noise (a recording crop or coloured noise) at a random level.
 
     One clip in four goes through a random low-pass too, like speech clips through cheap microphones.

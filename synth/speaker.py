@@ -117,12 +117,18 @@ def formant_shift(audio: np.ndarray, factor: float, sr: int, n_fft: int = 512, l
     warped = env[:, lo] * (1 - frac) + env[:, hi] * frac
     new = spec * np.exp(warped - env)
     frames = np.fft.irfft(new, n=n_fft, axis=1) * window
-    out = np.zeros(x.size)
-    norm = np.zeros(x.size)
-    np.add.at(out, idx, frames)
-    np.add.at(norm, idx, np.broadcast_to(window**2, frames.shape))
-    y = out / np.maximum(norm, 1e-3)
+    y = _overlap_add(frames, hop) / np.maximum(_overlap_add(np.broadcast_to(window**2, frames.shape), hop), 1e-3)
     return y[n_fft : n_fft + audio.size].astype(np.float32)
+
+
+def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """Sum ``(F, N)`` frames placed every ``hop`` samples (``N`` a multiple of ``hop``) into one signal."""
+    n_frames, size = frames.shape
+    k = size // hop
+    out = np.zeros((n_frames + k - 1, hop))
+    for j in range(k):
+        out[j : j + n_frames] += frames[:, j * hop : (j + 1) * hop]
+    return out.reshape(-1)
 
 
 def perturb(audio: np.ndarray, sr: int, tract: float, formant: float) -> np.ndarray:

@@ -176,10 +176,13 @@ _WORKER: Worker | None = None
 
 
 def _init_worker(cfg: SynthConfig, out: str) -> None:
+    from multiprocessing.util import Finalize
+
     global _WORKER
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"  # one core per worker process; the pool is the parallelism
     _WORKER = Worker(cfg, Path(out))
+    Finalize(_WORKER, _WORKER.close, exitpriority=16)  # stop engine subprocesses, remove temp folders
 
 
 def _work(job: Job, worker: Worker | None = None) -> tuple[str, Any]:
@@ -202,8 +205,16 @@ def _results(jobs: list[Job], cfg: SynthConfig, out: Path) -> Iterator[tuple[str
         return
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
-    with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, str(out))) as pool:
+    pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, str(out)))
+    try:
         yield from pool.imap_unordered(_work, jobs, chunksize=2)
+    except BaseException:  # interrupted (Ctrl-C, or the consumer stopped): stop the workers now
+        pool.terminate()
+        raise
+    else:
+        pool.close()  # workers exit normally, so their finalizers close the engines
+    finally:
+        pool.join()
 
 
 def write_dataset(jobs: list[Job], cfg: SynthConfig, out: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from synth.cli import main as synth_main
 from synth.engines import ENGINES
 from synth.writer import MANIFEST, read_rows
 
+FIELDS = ("path", "label", "text", "engine", "voice", "speaker", "params", "seed", "duration", "source")
 pytestmark = pytest.mark.skipif(ENGINES.get("espeak").unavailable(ENGINES.get("espeak").Options()) is not None,
                                 reason="espeak-ng (espeakng-loader) is not installed")
 
@@ -41,7 +42,7 @@ def test_manifest_round_trip(dataset):
     assert len(rows) == 6 + 6 + 4 + 2
     assert [r["label"] for r in rows] == ["yes"] * 6 + ["hey_nova"] * 6 + ["_unknown_"] * 4 + ["_silence_"] * 2
     for row in rows:
-        assert {"path", "label", "text", "engine", "voice", "speaker", "params", "seed", "duration", "source"} <= set(row)
+        assert set(FIELDS) <= set(row)
         assert row["source"] == "synth" and not Path(row["path"]).is_absolute()
         audio, sr = sf.read(dataset / row["path"], dtype="float32")
         assert sr == 16000 and audio.shape == (16000,) and row["duration"] == 1.0

@@ -6,7 +6,7 @@ This server initialises the library once and never synthesizes itself: each requ
 ``fork()`` of it, which starts from the same memory every time, so the output depends only on the request.
 
 Protocol on stdin/stdout, little-endian: the server first writes ``int32 sample_rate``; each request is
-``int32 length`` + UTF-8 ``voice\\trate\\tpitch\\trange\\ttext``; each reply is ``int32 status, int32 nbytes``
+``int32 length`` + UTF-8 ``seed\\tvoice\\trate\\tpitch\\trange\\ttext``; each reply is ``int32 status, int32 nbytes``
 followed by that many bytes of int16 PCM (status 0 is success, otherwise espeak's error code).
 Standard library only (no numpy), so it starts in a few milliseconds.
 """
@@ -36,6 +36,8 @@ def serve(lib_path: str, data_path: str) -> None:
         return 0
 
     lib.espeak_SetSynthCallback(on_audio)
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+    libc = ctypes.CDLL(None)
     lib.espeak_SetVoiceByName(b"en-us")  # loads the English dictionary once, before any fork
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(struct.pack("<i", sample_rate))
@@ -44,10 +46,13 @@ def serve(lib_path: str, data_path: str) -> None:
         head = stdin.read(4)
         if len(head) < 4:
             return
-        voice, rate, pitch, prange, text = stdin.read(struct.unpack("<i", head)[0]).decode().split("\t", 4)
+        seed, voice, rate, pitch, prange, text = stdin.read(struct.unpack("<i", head)[0]).decode().split("\t", 5)
         stdout.flush()
         pid = os.fork()
         if pid == 0:
+            # Breath noise (whisper and breathy variants) comes from espeak's generator and libc rand().
+            lib.espeak_ng_SetRandSeed(int(seed))
+            libc.srand(int(seed))
             status = lib.espeak_SetVoiceByName(voice.encode())
             if status == 0:
                 for param, value in ((RATE, rate), (PITCH, pitch), (RANGE, prange)):

@@ -119,7 +119,8 @@ class EspeakEngine(Engine):
         params = {"rate": int(round(uniform(rng, self.options.rate))),
                   "pitch": int(round(uniform(rng, self.options.pitch))),
                   "range": int(round(uniform(rng, self.options.range)))}
-        request = "\t".join([voice, str(params["rate"]), str(params["pitch"]), str(params["range"]), text])
+        seed = int(rng.integers(2**31))
+        request = "\t".join(map(str, [seed, voice, params["rate"], params["pitch"], params["range"], text]))
         data = request.encode()
         self._proc.stdin.write(struct.pack("<i", len(data)) + data)
         self._proc.stdin.flush()
