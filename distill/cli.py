@@ -1,6 +1,7 @@
 """``distill`` command line: parse, dispatch, print user errors without a traceback.
 
     distill run teacher=kwt student=tcresnet data.root=DIR train.epochs=30 ...
+    distill run --config runs/x/config.yaml seed=1
     distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]
     distill bench [what=speed]
     distill synth words=yes,no n=500 engines=piper,espeak out=DIR
@@ -21,7 +22,7 @@ USAGE = __doc__.split("\n\n", 1)[1].rstrip() if __doc__ else ""
 
 
 def _run(argv: list[str]) -> int:
-    from distill.config import compose, load_run_config
+    from distill.config import compose, load_config_file, load_run_config
 
     if "--cfg" in argv:  # print the resolved config and exit, as Hydra apps do
         from omegaconf import OmegaConf
@@ -30,7 +31,13 @@ def _run(argv: list[str]) -> int:
         return 0
     from distill.pipeline import run
 
-    cfg = load_run_config(argv)
+    if "--config" in argv:  # a complete saved config (config.yaml, best.yaml) plus key=value overrides
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise KwsError("--config needs a file: distill run --config best.yaml [key=value ...]")
+        cfg = load_config_file(argv[i + 1], argv[:i] + argv[i + 2 :])
+    else:
+        cfg = load_run_config(argv)
     metrics = run(cfg)
     _print_table(metrics, cfg.run.dir)
     return 0
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"error: unknown command {cmd!r}\n\n{_help()}", file=sys.stderr)
         return 2
-    if rest and rest[0] in ("-h", "--help"):
+    if rest and rest[0] in ("-h", "--help") and cmd in ("run", "eval", "models", "bench"):
         print(_help() if cmd not in ("run",) else _help() + "\n\n`distill run --cfg` prints every key and its default.")
         return 0
     try:

@@ -201,6 +201,20 @@ def load_run_config(overrides: list[str]) -> RunConfig:
     return to_run_config(compose(overrides))
 
 
+def load_config_file(path: str | Path, overrides: list[str]) -> RunConfig:
+    """A complete saved config (a run's config.yaml, a search's best.yaml) plus dotted key=value overrides."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--config {path}: file not found")
+    bad = [o for o in overrides if "=" not in o or o.split("=", 1)[0].lstrip("+~") in ("teacher", "student", "data")]
+    if bad:
+        raise ConfigError(f"with --config, overrides must be dotted key=value (the file is complete); got {bad}")
+    try:
+        extra = OmegaConf.from_dotlist([o.lstrip("+") for o in overrides])
+    except Exception as e:  # OmegaConf grammar errors
+        raise ConfigError(f"bad override: {e}") from None
+    return to_run_config(OmegaConf.merge(OmegaConf.load(path), extra))
+
+
 def save_config(cfg: RunConfig, path: Path) -> None:
     path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 

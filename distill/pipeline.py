@@ -157,7 +157,7 @@ def teacher_targets(teacher: Classifier, prep: Prepared, cfg: RunConfig) -> Teac
     return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), prep.train))
 
 
-def _stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
+def train_stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
     """Train one role unless its final checkpoint exists (then load it: a resumed run skips finished work)."""
     final = run_dir / "checkpoints" / role
     if cfg.resume and checkpoint.exists(final):
@@ -193,16 +193,16 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         teacher = load_teacher(cfg.teacher.checkpoint, prep, cfg)
         teacher_ckpt = str(Path(cfg.teacher.checkpoint))
     else:
-        teacher = _stage("teacher", run_dir, cfg,
+        teacher = train_stage("teacher", run_dir, cfg,
                          lambda ck: train_model(cfg.teacher, prep, cfg, ck, description="teacher"))
         teacher_ckpt = str(run_dir / "checkpoints" / "teacher")
     models = {"teacher": (teacher, teacher_ckpt)}
     targets = teacher_targets(teacher, prep, cfg)
-    student = _stage("student", run_dir, cfg, lambda ck: train_model(
+    student = train_stage("student", run_dir, cfg, lambda ck: train_model(
         cfg.student, prep, cfg, ck, targets, description=f"student (KD, T={cfg.kd.temperature}, a={cfg.kd.alpha})"))
     models["student"] = (student, str(run_dir / "checkpoints" / "student"))
     if cfg.baseline:
-        base = _stage("baseline", run_dir, cfg, lambda ck: train_model(
+        base = train_stage("baseline", run_dir, cfg, lambda ck: train_model(
             cfg.student, prep, cfg, ck, description="baseline (no KD)"))
         models["baseline"] = (base, str(run_dir / "checkpoints" / "baseline"))
     notes = [f"data: `{cfg.data.name}` at `{cfg.data.root}`: {len(prep.train)} train / {len(prep.val)} val / "

@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,7 +59,15 @@ def searched(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("tune-run") / "run"
     t0 = time.time()
     code = main(["tune", "search=kd", "samples=2", *TINY_RUN, *TUNE, f"data.root={data}", f"run.dir={out}"])
-    return SimpleNamespace(code=code, out=out, seconds=time.time() - t0)
+    yield SimpleNamespace(code=code, out=out, seconds=time.time() - t0)
+    remove_ray_temp(out)
+
+
+def remove_ray_temp(run_dir: Path) -> None:
+    """The local Ray's temp folder is a short one under /tmp (pytest's paths are too long for its sockets)."""
+    link = run_dir / "ray"
+    if link.is_symlink():
+        shutil.rmtree(link.resolve(), ignore_errors=True)
 
 
 def test_two_trial_search_writes_its_outputs(searched):
@@ -179,3 +188,4 @@ def test_killed_trial_is_retried_and_interrupted_search_resumes(data, tmp_path):
     pids = [int(e["pid"]) for e in read_csv(out / "epochs.csv") if killed[0].name.endswith(e["trial_id"])]
     assert pids[0] == killed[1] and len(set(pids)) == 2  # reported by the killed worker, then by its retry
     assert len(pids) == 20  # the retry resumed from the checkpoint of the epoch it had reached
+    remove_ray_temp(out)

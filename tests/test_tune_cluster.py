@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,6 +108,7 @@ def two_nodes(tmp_path):
         left = processes_mentioning(str(temp))
         for pid in left:  # only processes of this test's cluster name its temp dir
             os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"processes of the test cluster outlived `ray start --block`: {left}"
 
 
@@ -116,7 +118,9 @@ def test_search_runs_on_both_nodes(two_nodes, tmp_path, monkeypatch):
     data = make_speech_commands(tmp_path / "sc", ["yes", "no", "up", "marvin"], speakers=10, per_speaker=2)
     out, storage = tmp_path / "run", tmp_path / "shared-storage"
     code = main(["tune", "search=kd", "samples=2", "scheduler=fifo", *TINY_RUN, "threads=1", f"data.root={data}",
-                 f"run.dir={out}", f"tune.address={address}", f"tune.storage={storage}", "tune.verbose=0"])
+                 f"run.dir={out}", f"tune.address={address}", f"tune.storage={storage}", "tune.verbose=0",
+                 # each trial in its own worker, so the two trials run at once, one on each node's single CPU
+                 "tune.reuse_actors=false"])
     assert code == 0
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))

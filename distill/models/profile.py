@@ -12,8 +12,8 @@ _aten = torch.ops.aten
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters (BatchNorm running statistics are buffers and do not count)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters, frozen ones included (BatchNorm running statistics are buffers and do not count)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _sdpa_cpu_flops(q_shape: Any, k_shape: Any, v_shape: Any, *args: Any, out_shape: Any = None,

@@ -1,0 +1,104 @@
+"""Synthetic-to-real table (Lin et al., ICASSP 2020 setting) on the shared real Speech Commands clips.
+
+TC-ResNet8 trained on (a) synthetic only, (b) k real clips per class + synthetic, (c) the same k real clips alone,
+for each k; (d) a KD student whose teacher was trained on synthetic + all real. Tested on the speaker-disjoint 30%
+real split used by benchmarks/real_speech.py.
+
+    python benchmarks/synth_to_real.py [--k 5,20,all] [--per-word 160] [--out bench_out/synth_to_real] [KEY=VALUE ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from distill.config import DataConfig, load_run_config
+from distill.data import build_splits
+from distill.data.manifest import read_manifest
+from distill.pipeline import prepare, teacher_targets, train_model
+from distill.train import accuracy
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+def write_manifest(path: Path, synth_rows: list[dict], synth_dir: Path, real_train, real_test) -> Path:
+    rows = [{**r, "path": str((synth_dir / r["path"]).resolve()), "split": "train"} for r in synth_rows]
+    rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "train", "source": "real"}
+             for it in real_train]
+    rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "test", "source": "real"}
+             for it in real_test]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def k_shot(items, k: int | None, seed: int):
+    by_label = defaultdict(list)
+    for it in items:
+        by_label[it.label].append(it)
+    rng = random.Random(seed)
+    out = []
+    for label in sorted(by_label):
+        pool = sorted(by_label[label], key=lambda it: it.path)
+        out += pool if k is None else rng.sample(pool, min(k, len(pool)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--k", default="5,20,all")
+    ap.add_argument("--per-word", type=int, default=160)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="bench_out/synth_to_real")
+    ap.add_argument("--skip-kd", action="store_true")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from synth.default import default_dataset
+
+    synth_manifest = default_dataset(per_word=args.per_word, seed=args.seed)
+    synth_rows = read_manifest(synth_manifest)
+    real = build_splits(DataConfig(root=str(ROOT / "speech_commands_v2_test_dev"), val_percent=0, test_percent=30))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = ["data=manifest", f"augment.noise_dir={ROOT / 'noise'}", "threads=1", f"seed={args.seed}", *args.overrides]
+    results = {}
+
+    def score(name: str, synth: list[dict], real_train, teacher_section=None) -> float:
+        t0 = time.time()
+        m = write_manifest(out / f"{name}.jsonl", synth, synth_manifest.parent, real_train, real.test)
+        cfg = load_run_config(base + [f"data.root={m}"])
+        prep = prepare(cfg)
+        targets = None
+        if teacher_section is not None:
+            teacher = train_model(cfg.teacher, prep, cfg, None, description=f"{name}: teacher")
+            results[f"{name} (teacher)"] = accuracy(teacher, prep.test)
+            targets = teacher_targets(teacher, prep, cfg)
+        clf = train_model(cfg.student, prep, cfg, None, targets, description=name)
+        results[name] = accuracy(clf, prep.test)
+        print(f"{name:28s} {100 * results[name]:6.2f}%  ({len(prep.train)} train clips, "
+              f"{(time.time() - t0) / 60:.1f} min)", flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        return results[name]
+
+    score("(a) synthetic only", synth_rows, [])
+    for k in args.k.split(","):
+        kk = None if k == "all" else int(k)
+        shots = k_shot(real.train, kk, args.seed)
+        score(f"(b) {k}-shot + synthetic", synth_rows, shots)
+        score(f"(c) {k}-shot real only", [], shots)
+    if not args.skip_kd:
+        base.append("teacher=tcresnet")
+        score("(d) KD, teacher synth+real", synth_rows, real.train, teacher_section=True)
+    print("\n| condition | accuracy on real test split |\n|---|---:|")
+    for name, acc in results.items():
+        print(f"| {name} | {100 * acc:.2f}% |")
+
+
+if __name__ == "__main__":
+    main()
