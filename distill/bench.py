@@ -22,7 +22,7 @@ from distill.data import Item
 from distill.data.cache import ClipData, extract_features
 from distill.errors import ConfigError
 from distill.evaluate import latency_ms
-from distill.export import export_onnx, run_onnx
+from distill.export import export_onnx, time_onnx
 from distill.features import FeatureConfig
 from distill.train import Teacher, Trainer, predict
 
@@ -69,30 +69,13 @@ def _latencies(clf, runs: int) -> dict[str, float]:
     out = {"torch_ms": latency_ms(clf, runs=runs)}
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(clf.model, x, Path(tmp) / "m.onnx")
-        out["onnx_ms"] = _time_ort(path, x.numpy(), runs)
+        out["onnx_ms"] = time_onnx(path, x.numpy(), runs)
         clf.frontend.export_mode = True
         wave = torch.randn(1, 16000) * 0.1
         full = export_onnx(clf, wave, Path(tmp) / "full.onnx", atol=1e-2)
         clf.frontend.export_mode = False
-        out["onnx_with_frontend_ms"] = _time_ort(full, wave.numpy(), runs)
+        out["onnx_with_frontend_ms"] = time_onnx(full, wave.numpy(), runs)
     return out
-
-
-def _time_ort(path: Path, x: np.ndarray, runs: int) -> float:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    for _ in range(20):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
 
 
 def run_bench(cfg: BenchConfig) -> dict:

@@ -43,11 +43,33 @@ def _forward_arg_names(module: nn.Module) -> list[str]:
     return [p for p in inspect.signature(module.forward).parameters if p != "self"]
 
 
-def run_onnx(path: Path | str, x: np.ndarray, threads: int = 1) -> np.ndarray:
+def ort_session(path: Path | str, threads: int = 1):
+    """A CPU onnxruntime session limited to ``threads`` (one thread: the streaming-device setting)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: Path | str, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    sess = ort_session(path, threads)
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def time_onnx(path: Path | str, x: np.ndarray, runs: int = 300, threads: int = 1, warmup: int = 20) -> float:
+    """Median milliseconds of one onnxruntime call on ``x``."""
+    import time
+
+    sess = ort_session(path, threads)
+    feed = {sess.get_inputs()[0].name: x.astype(np.float32)}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
