@@ -47,14 +47,13 @@ def detect(argv: list[str]) -> int:
         raise ConfigError("usage: distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=...]")
     audio = load_audio(cfg.audio, require_signal=False)
     chunk = max(1, int(round(cfg.chunk_s * 16000)))
-    events, seconds = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
-                                  refractory_s=cfg.refractory_s, int8=cfg.int8, threads=cfg.threads)
-    duration = audio.size / 16000
+    events, seconds, cpu = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
+                                       refractory_s=cfg.refractory_s, int8=cfg.int8, threads=cfg.threads)
+    duration = max(audio.size / 16000, 1e-9)
     for e in events:
         print(f"{e.time_s:9.2f} s  score {e.score:.3f}")
-    rtf = seconds / max(duration, 1e-9)
-    print(f"{len(events)} event(s) in {duration:.1f} s of audio; real-time factor {rtf:.4f} "
-          f"({seconds:.2f} s of compute, {cfg.threads} thread(s))")
+    print(f"{len(events)} event(s) in {duration:.1f} s of audio; real-time factor {seconds / duration:.4f} "
+          f"({seconds:.2f} s wall, {cpu:.2f} s CPU: RTF {cpu / duration:.4f} by CPU time; {cfg.threads} thread(s))")
     return 0
 
 

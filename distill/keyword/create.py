@@ -94,67 +94,76 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     recordings, rejected = load_recordings(cfg.recordings, cfg.check)
     window = ds.window_samples(recordings, cfg.data.window_s)
-    window_s = window / SAMPLE_RATE
     info(f"{len(recordings)} usable recording(s), {min(r.seconds for r in recordings):.2f}-"
-         f"{max(r.seconds for r in recordings):.2f} s of speech; window {window_s:g} s")
+         f"{max(r.seconds for r in recordings):.2f} s of speech; window {window / SAMPLE_RATE:g} s")
     from distill.keyword.tts import synthesize
 
     speech = [r.speech for r in recordings]
-    tts = synthesize(text, cfg.tts, window_s, cfg.seed, cfg.noise.dir, speech)
-    tts_held = synthesize(text, cfg.tts, window_s, cfg.seed, cfg.noise.dir, speech, heldout=True)
+    tts = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech)
+    tts_held = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech, heldout=True)
     data = ds.build(cfg, recordings, tts, tts_held, window)
-    frontend = Frontend(FeatureConfig())
-    train = clip_data(data.train_waves, data.train_labels, frontend)
-    frontend.fit_stats(train.feats)
-    val_waves = np.stack(data.heldout_positives + data.stream_clips[: 2 * len(data.heldout_positives)]) \
-        if data.heldout_positives else np.zeros((0, window), np.float32)
-    val_labels = np.array([1] * len(data.heldout_positives) + [0] * (len(val_waves) - len(data.heldout_positives)))
-    val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
-    teacher, teacher_info = None, None
-    if cfg.teacher:
-        teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
-                                             window, frontend)
-    student = train_student(cfg, train, val, window, frontend, teacher)
-
+    student, teacher_info = train_models(cfg, data, window)
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
     student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
     export(student, out / "model.onnx")
-
+    threshold, rows, curves = calibrate_models(cfg, out, student, data, window)
     hop = int(round(cfg.calibration.hop_s * SAMPLE_RATE))
-    refractory_s = cfg.calibration.refractory_s or window_s
-    refractory = int(round(refractory_s * SAMPLE_RATE))
-    background = background_fn(cfg.noise.dir, data.stream_clips)
-
-    def stream():
-        return ds.compose_stream(data.stream_clips, data.stream_audio, cfg.calibration.hours * 3600, cfg.seed,
-                                 cfg.noise.dir)
-
-    # fp32 scores from the torch graph (frames shared between windows: fast); export checked it equals the ONNX
-    total_s = cfg.calibration.hours * 3600
-    det = calibrate(TorchScorer(student, window, hop), stream(), total_s, data.heldout_positives, background, window, hop,
-                    refractory, cfg.seed, "float")
-    threshold = det.calibrate(cfg.target_fa_per_hour)
-    rows = {"float32": summary(det, threshold)}
-    curves = {"float32": det}
-    from distill.keyword.quantize import latency_ms, quantize, size_kb
-
-    rows["float32"].update(size_kb=size_kb(out / "model.onnx"), latency_ms=latency_ms(out / "model.onnx", window))
-    if cfg.quantize:
-        quantize(out / "model.onnx", out / "model.int8.onnx")
-        det8 = calibrate(OnnxScorer(out / "model.int8.onnx", window, hop), stream(), total_s, data.heldout_positives,
-                         background, window, hop, refractory, cfg.seed, "int8")
-        curves["int8"] = det8
-        rows["int8"] = {**summary(det8, threshold), "size_kb": size_kb(out / "model.int8.onnx"),
-                        "latency_ms": latency_ms(out / "model.int8.onnx", window)}
+    refractory_s = cfg.calibration.refractory_s or window / SAMPLE_RATE
     meta = keyword_meta(cfg, text, recordings, rejected, window, hop, refractory_s, threshold, student, data, tts,
                         rows, teacher_info, time.time() - t_start)
     write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
     info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
-         f"({det.hours:.2f} h of negatives)")
+         f"({curves['float32'].hours:.2f} h of negatives)")
     return meta
+
+
+def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
+    """Frontend statistics, the optional teacher, and the student; returns (student, teacher description)."""
+    frontend = Frontend(FeatureConfig())
+    train = clip_data(data.train_waves, data.train_labels, frontend)
+    frontend.fit_stats(train.feats)
+    n_pos = len(data.heldout_positives)
+    val_waves = np.stack(data.heldout_positives + data.stream_clips[: 2 * n_pos]) if n_pos \
+        else np.zeros((0, window), np.float32)
+    val_labels = np.array([1] * n_pos + [0] * (len(val_waves) - n_pos), dtype=np.int64)
+    val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
+    teacher, teacher_info = None, None
+    if cfg.teacher:
+        teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
+                                             window, frontend)
+    return train_student(cfg, train, val, window, frontend, teacher), teacher_info
+
+
+def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData, window: int
+                     ) -> tuple[float, dict[str, dict[str, Any]], dict[str, Det]]:
+    """Threshold for the target FA rate on the float model; the int8 model measured at the same threshold."""
+    from distill.keyword.quantize import latency_ms, quantize, size_kb
+
+    hop = int(round(cfg.calibration.hop_s * SAMPLE_RATE))
+    refractory = int(round((cfg.calibration.refractory_s or window / SAMPLE_RATE) * SAMPLE_RATE))
+    background = background_fn(cfg.noise.dir, data.stream_clips)
+    total_s = cfg.calibration.hours * 3600
+
+    def run(scorer, what: str) -> Det:
+        stream = ds.compose_stream(data.stream_clips, data.stream_audio, total_s, cfg.seed, cfg.noise.dir)
+        return calibrate(scorer, stream, total_s, data.heldout_positives, background, window, hop, refractory,
+                         cfg.seed, what)
+
+    # float scores from the torch graph (frames shared between windows: fast); export checked it equals the ONNX
+    det = run(TorchScorer(student, window, hop), "float")
+    threshold = det.calibrate(cfg.target_fa_per_hour)
+    rows = {"float32": {**summary(det, threshold), "size_kb": size_kb(out / "model.onnx"),
+                        "latency_ms": latency_ms(out / "model.onnx", window)}}
+    curves = {"float32": det}
+    if cfg.quantize:
+        quantize(out / "model.onnx", out / "model.int8.onnx")
+        curves["int8"] = run(OnnxScorer(out / "model.int8.onnx", window, hop), "int8")
+        rows["int8"] = {**summary(curves["int8"], threshold), "size_kb": size_kb(out / "model.int8.onnx"),
+                        "latency_ms": latency_ms(out / "model.int8.onnx", window)}
+    return threshold, rows, curves
 
 
 def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], window: int, hop: int,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,23 +42,10 @@ def quantize(src: Path, dst: Path) -> Path:
 
 def latency_ms(path: Path, window: int, runs: int = 200, threads: int = 1) -> float:
     """Median onnxruntime time for one window (batch 1) on ``threads`` CPU threads."""
-    import onnxruntime as ort
+    from distill.export import time_onnx
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
     x = (np.random.default_rng(0).standard_normal((1, window)) * 0.05).astype(np.float32)
-    for _ in range(10):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
+    return time_onnx(path, x, runs=runs, threads=threads)
 
 
 def size_kb(path: Path) -> float:

@@ -33,7 +33,7 @@ def plot_det(curves: dict[str, Det], threshold: float, target_fa_per_hour: float
     ax.set_ylabel("false reject rate (%)")
     ax.set_ylim(-2, 102)
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title + f"\n(dots: threshold {threshold:.3f})", fontsize=10)
+    ax.set_title(title + f"\n(dots: threshold {threshold:.5f})", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

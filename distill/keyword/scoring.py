@@ -27,13 +27,9 @@ class OnnxScorer:
     """Batched onnxruntime inference of ``model.onnx``: audio windows ``(B, S)`` -> probabilities ``(B,)``."""
 
     def __init__(self, path: str | Path, window: int, hop: int, threads: int = 1, batch: int = 32) -> None:
-        import onnxruntime as ort
+        from distill.export import ort_session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
         self.input = self.session.get_inputs()[0].name
         self.window, self.hop, self.batch = window, hop, batch
 

@@ -1,0 +1,166 @@
+"""Custom keywords on real speech: enrol from 5 recordings of ONE speaker, test on everyone else.
+
+For each word (default left, off, stop) of the shared Speech Commands test-dev folder (read in place):
+
+- enrolment: 5 clips of the first speaker (by hash) with 5 clips of the word that pass the recording checks;
+- positives: that word from every other speaker, each embedded in background (other speech or noise);
+- negatives: every other clip of the folder (the other words, ``_unknown_``, ``_silence_``) plus the
+  ``noise/`` files, concatenated into one stream;
+- four models: with / without TTS positives x with / without KD (``teacher=auto``); the TTS negatives are
+  used by all four. The real noise files are NOT used in training (they are test negatives).
+
+Reports FRR at the threshold calibrated by ``create`` (on synthetic held-out audio, target 0.5 FA/h), the
+FA/h it gives on real negatives, and the best FRR at <= 1 FA/h read from the real DET curve; int8 for the
+full configuration; and the ``Detector`` real-time factor on one core.
+
+    python benchmarks/keyword_bench.py [--words left,off,stop] [--out bench_out/keyword] [--quick] [KEY=VALUE ...]
+
+KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONFIGS = {  # name: (TTS positives, KD)
+    "tts+kd": (True, True),
+    "tts": (True, False),
+    "kd": (False, True),
+    "recordings only": (False, False),
+}
+
+
+def speaker(path: Path) -> str:
+    return path.name.split("_nohash_")[0].split("_")[-1]
+
+
+def enrolment(word_dir: Path, n: int) -> tuple[list[Path], str]:
+    """The first speaker (sorted) with ``n`` clips of the word that all pass the recording checks."""
+    from distill.errors import AudioError
+    from distill.keyword.config import RecordingCheck
+    from distill.keyword.recordings import check_recording
+
+    by_speaker: dict[str, list[Path]] = {}
+    for p in sorted(word_dir.glob("*.wav")):
+        by_speaker.setdefault(speaker(p), []).append(p)
+    for spk, files in sorted(by_speaker.items()):
+        ok = []
+        for f in files:
+            try:
+                check_recording(f, RecordingCheck())
+                ok.append(f)
+            except AudioError:
+                pass
+        if len(ok) >= n:
+            return ok[:n], spk
+    raise SystemExit(f"no speaker has {n} usable clips in {word_dir}")
+
+
+def load(paths: list[Path]) -> list[np.ndarray]:
+    from distill.audio import load_audio
+
+    return [load_audio(p, require_signal=False) for p in paths]
+
+
+def rtf(model_dir: Path, audio: np.ndarray, int8: bool) -> tuple[float, float]:
+    """Detector (wall, CPU) time / audio time, fed in 100 ms chunks, one onnxruntime thread."""
+    from distill.keyword.detector import detect_file
+
+    _, wall, cpu = detect_file(model_dir, audio, 1600, int8=int8, threads=1)
+    return wall / (audio.size / 16000), cpu / (audio.size / 16000)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--words", default="left,off,stop")
+    ap.add_argument("--data", default=str(ROOT / "speech_commands_v2_test_dev"))
+    ap.add_argument("--noise", default=str(ROOT / "noise"))
+    ap.add_argument("--out", default="bench_out/keyword")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--enrol", type=int, default=5)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from distill.keyword.config import CreateConfig, EvalConfig, parse_args
+    from distill.keyword.create import create
+    from distill.keyword.evaluate import run_eval
+
+    data, out = Path(args.data), Path(args.out)
+    noise_files = sorted(Path(args.noise).glob("*.wav"))
+    results: dict = {}
+    summary_path = out / "summary.json"
+    if summary_path.is_file():
+        results = json.loads(summary_path.read_text()).get("results", {})
+    for word in args.words.split(","):
+        enrol, spk = enrolment(data / word, args.enrol)
+        positives = [p for p in sorted((data / word).glob("*.wav")) if speaker(p) != spk]
+        negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
+                     for p in sorted(d.glob("*.wav"))] + noise_files
+        pos_audio, neg_audio = load(positives), load(negatives)
+        print(f"\n{word}: enrol speaker {spk} ({len(enrol)} clips); {len(positives)} positives from other "
+              f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
+              flush=True)
+        for name in args.configs.split(","):
+            key = f"{word}/{name}"
+            if key in results:
+                print(f"  {name:16s} (done) {results[key]}")
+                continue
+            tts_pos, kd = CONFIGS[name]
+            model_dir = out / word / name.replace(" ", "_").replace("+", "_")
+            argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
+                    "force=true", "threads=1", f"quantize={str(name == 'tts+kd').lower()}", *args.overrides,
+                    *([] if tts_pos else ["tts.n=0"]), *(["teacher=auto"] if kd else [])]  # the configuration wins
+            t0 = time.time()
+            meta = create(parse_args(CreateConfig, argv, ["name"], "create"))
+            t_create = time.time() - t0
+            ev = run_eval(EvalConfig(model_dir=str(model_dir), out=str(model_dir / "eval_real"), backend="torch",
+                                     int8=name == "tts+kd", threads=1), pos_audio, neg_audio)
+            m = ev["metrics"]
+            row = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "frr_at_1fa": m["frr_at_1fa_per_hour"],
+                   "threshold": m["threshold"], "hours_negative": m["hours_negative"], "n_positive": m["n_positive"],
+                   "heldout_frr": meta["calibration"]["frr"], "params": meta["params"],
+                   "create_s": round(t_create), "command": "distill keyword create " + " ".join(argv)}
+            if m.get("int8"):
+                row["int8"] = m["int8"]
+                row["int8_size_kb"], row["fp32_size_kb"] = meta["int8"]["size_kb"], meta["float32"]["size_kb"]
+                row["int8_latency_ms"], row["fp32_latency_ms"] = meta["int8"]["latency_ms"], meta["float32"]["latency_ms"]
+                stream = np.concatenate(neg_audio)[: 16000 * 120]
+                row["rtf_fp32"], row["rtf_int8"] = rtf(model_dir, stream, False), rtf(model_dir, stream, True)
+            results[key] = row
+            print(f"  {name:16s} FRR {100 * row['frr']:5.1f}% at {row['fa_per_hour']:.2f} FA/h (calibrated), "
+                  f"best FRR at <=1 FA/h {100 * row['frr_at_1fa']:5.1f}%  [create {t_create / 60:.1f} min]",
+                  flush=True)
+            out.mkdir(parents=True, exist_ok=True)
+            summary_path.write_text(json.dumps({"overrides": args.overrides, "results": results}, indent=1))
+    table(results)
+
+
+def table(results: dict) -> None:
+    print("\n| word | configuration | FRR at calibrated threshold | FA/h there | best FRR at <= 1 FA/h | "
+          "neg. hours | positives |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for key, r in results.items():
+        word, name = key.split("/", 1)
+        print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | {100 * r['frr_at_1fa']:.1f}% | "
+              f"{r['hours_negative']:.3f} | {r['n_positive']} |")
+    for key, r in results.items():
+        if "int8" in r:
+            q = r["int8"]
+            print(f"{key}: int8 FRR {100 * q['frr']:.1f}% at {q['fa_per_hour']:.2f} FA/h (fp32 {100 * r['frr']:.1f}% "
+                  f"at {r['fa_per_hour']:.2f}); best at <=1 FA/h {100 * q['frr_at_1fa']:.1f}% (fp32 "
+                  f"{100 * r['frr_at_1fa']:.1f}%); size {r['int8_size_kb']:.0f} KB (fp32 {r['fp32_size_kb']:.0f}); "
+                  f"latency {r['int8_latency_ms']:.2f} ms (fp32 {r['fp32_latency_ms']:.2f}); detector RTF one core "
+                  f"(wall, CPU) {r['rtf_int8']} (fp32 {r['rtf_fp32']})")
+
+
+if __name__ == "__main__":
+    main()
