@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in COMMANDS:
         print(f"error: unknown command {cmd!r}\n\n{_help()}", file=sys.stderr)
         return 2
-    if rest and rest[0] in ("-h", "--help") and cmd in ("run", "eval", "models", "bench"):
+    if rest and rest[0] in ("-h", "--help") and cmd in ("run", "eval", "models", "bench"):  # others own --help
         print(_help() if cmd not in ("run",) else _help() + "\n\n`distill run --cfg` prints every key and its default.")
         return 0
     try:

@@ -233,3 +233,18 @@ def test_eval_writes_metrics(keyword_dir, tmp_path):
     assert m["n_positive"] == 6 and m["hours_negative"] == pytest.approx(40 / 3600, rel=1e-3)
     assert 0 <= m["frr"] <= 1 and m["int8"] is not None
     assert (out / "det.png").stat().st_size > 1000
+
+
+def test_teacher_from_another_model_is_fine_tuned_then_distilled(keyword_dir, tmp_path, monkeypatch):
+    """teacher=FOLDER: its layers (all but the class layer) are reused, fine-tuned, and distilled from."""
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    out = tmp_path / "kd"
+    assert main(["keyword", "create", "tone2", "text=tone word", f"recordings={','.join(recs)}", f"out={out}",
+                 f"teacher={keyword_dir / 'out'}", "threads=1", "tts.engines=", "data.per_recording=20",
+                 "data.fragments_per_recording=4", "data.heldout_per_recording=2", "data.noise_clips=20",
+                 "train.epochs=2", "train.batch_size=32", "model.options.width=0.25", "calibration.hours=0.005",
+                 "quantize=false"]) == 0
+    meta = json.loads((out / "keyword.json").read_text())
+    assert meta["teacher"]["source"].endswith("weights") and meta["teacher"]["reused_tensors"] > 10
+    assert meta["kd"]["alpha"] == 0.5 and meta["int8"] is None
