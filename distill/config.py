@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from distill.errors import ConfigError
+from distill.errors import ConfigError, check
 from distill.features import FeatureConfig
 
 CONF_DIR = Path(__file__).parent / "conf"
@@ -35,14 +35,14 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
-        _check(self.optimizer in ("adamw", "sgd"), f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
-        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
-        _check(self.warmup_epochs >= 0, "train.warmup_epochs must be >= 0")
-        _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
-        _check(self.mixup >= 0, "train.mixup must be >= 0 (Beta alpha; 0 disables)")
+        check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        check(self.optimizer in ("adamw", "sgd"), f"train.optimizer must be adamw or sgd, got {self.optimizer!r}")
+        check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        check(self.warmup_epochs >= 0, "train.warmup_epochs must be >= 0")
+        check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+        check(self.mixup >= 0, "train.mixup must be >= 0 (Beta alpha; 0 disables)")
 
     @property
     def scaled_lr(self) -> float:
@@ -69,8 +69,8 @@ class DataConfig:
     test_percent: float = 10.0
 
     def __post_init__(self) -> None:
-        _check(0 < self.clip_seconds <= 10, "data.clip_seconds must be in (0, 10]")
-        _check(0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
+        check(0 < self.clip_seconds <= 10, "data.clip_seconds must be in (0, 10]")
+        check(0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
                and self.val_percent + self.test_percent < 100,
                "data.val_percent and data.test_percent must be >= 0 and sum to < 100")
 
@@ -92,9 +92,9 @@ class AugmentConfig:
     time_width: int = 12
 
     def __post_init__(self) -> None:
-        _check(0 <= self.noise_prob <= 1, "augment.noise_prob must be in [0, 1]")
-        _check(self.snr_min <= self.snr_max, "augment.snr_min must be <= augment.snr_max")
-        _check(self.shift_ms >= 0, "augment.shift_ms must be >= 0")
+        check(0 <= self.noise_prob <= 1, "augment.noise_prob must be in [0, 1]")
+        check(self.snr_min <= self.snr_max, "augment.snr_min must be <= augment.snr_max")
+        check(self.shift_ms >= 0, "augment.shift_ms must be >= 0")
 
 
 @dataclass
@@ -104,9 +104,9 @@ class KDConfig:
     mode: str = "offline"
 
     def __post_init__(self) -> None:
-        _check(self.temperature > 0, f"kd.temperature must be > 0, got {self.temperature}")
-        _check(0 <= self.alpha <= 1, f"kd.alpha must be in [0, 1], got {self.alpha}")
-        _check(self.mode in ("offline", "online"), f"kd.mode must be offline or online, got {self.mode!r}")
+        check(self.temperature > 0, f"kd.temperature must be > 0, got {self.temperature}")
+        check(0 <= self.alpha <= 1, f"kd.alpha must be in [0, 1], got {self.alpha}")
+        check(self.mode in ("offline", "online"), f"kd.mode must be offline or online, got {self.mode!r}")
 
 
 @dataclass
@@ -134,13 +134,9 @@ class RunConfig:
         """The top-level train config with the model section's own overrides applied."""
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(section.train) - known)
-        _check(not unknown, f"unknown key(s) {unknown} under {section.name}.train; known: {sorted(known)}")
+        check(not unknown, f"unknown key(s) {unknown} under {section.name}.train; known: {sorted(known)}")
         return dataclasses.replace(self.train, **section.train)
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 def compose(overrides: list[str], config_name: str = "run") -> DictConfig:

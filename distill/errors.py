@@ -18,3 +18,9 @@ class ConfigError(KwsError):
 
 class AudioError(KwsError):
     """An audio file that cannot be used; the message names the file."""
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise ``ConfigError(message)`` unless ``ok``: the one validation helper of every config dataclass."""
+    if not ok:
+        raise ConfigError(message)

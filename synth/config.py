@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from distill.errors import ConfigError, KwsError
+from distill.errors import ConfigError, KwsError, check
 from synth.augment import AugmentConfig
 from synth.engines import ENGINES
 from synth.engines.coqui import CoquiOptions
@@ -50,16 +50,16 @@ class SynthConfig:
                 self.words = parse_words(self.words)
             except KwsError as e:  # a bad keyword is a bad setting (exit code 2)
                 raise ConfigError(str(e)) from None
-        _check(self.n >= 1, f"n must be >= 1, got {self.n}")
-        _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
-        _check(0.2 <= self.clip_seconds <= 10, f"clip_seconds must be in [0.2, 10], got {self.clip_seconds}")
-        _check(self.unknown >= -1 and self.silence >= -1, "unknown and silence must be >= 0 (or -1 for the default)")
-        _check(0 <= self.confusable_p <= 1, "confusable_p must be in [0, 1]")
-        _check(self.confusables_per_word >= 0, "confusables_per_word must be >= 0")
-        _check(bool(self.engines), f"engines is empty; known: {', '.join(ENGINES.list())}")
+        check(self.n >= 1, f"n must be >= 1, got {self.n}")
+        check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(0.2 <= self.clip_seconds <= 10, f"clip_seconds must be in [0.2, 10], got {self.clip_seconds}")
+        check(self.unknown >= -1 and self.silence >= -1, "unknown and silence must be >= 0 (or -1 for the default)")
+        check(0 <= self.confusable_p <= 1, "confusable_p must be in [0, 1]")
+        check(self.confusables_per_word >= 0, "confusables_per_word must be >= 0")
+        check(bool(self.engines), f"engines is empty; known: {', '.join(ENGINES.list())}")
         for name in self.engines:
             ENGINES.get(name)  # ConfigError listing the known engines
-        _check(len(set(self.engines)) == len(self.engines), f"engines has duplicates: {list(self.engines)}")
+        check(len(set(self.engines)) == len(self.engines), f"engines has duplicates: {list(self.engines)}")
 
     @property
     def n_unknown(self) -> int:
@@ -87,10 +87,6 @@ class SynthConfig:
 def _plain(value: Any) -> Any:
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 def to_yaml(cfg: SynthConfig) -> str:

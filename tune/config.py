@@ -14,16 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from distill.config import RunConfig, compose, to_run_config
-from distill.errors import ConfigError
+from distill.errors import ConfigError, check
 
 TUNE_YAML = Path(__file__).parent / "conf" / "tune.yaml"
 SEARCH_KEYS = ("search", "samples", "scheduler", "metric", "mode", "resume")
 SCHEDULERS = ("asha", "pbt", "fifo")
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass
@@ -46,16 +42,16 @@ class TuneSection:
     verbose: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.cpus_per_trial > 0, f"tune.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
-        _check(self.gpus_per_trial >= 0, f"tune.gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
-        _check(self.cpus is None or self.cpus >= self.cpus_per_trial,
+        check(self.cpus_per_trial > 0, f"tune.cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+        check(self.gpus_per_trial >= 0, f"tune.gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
+        check(self.cpus is None or self.cpus >= self.cpus_per_trial,
                f"tune.cpus ({self.cpus}) must be >= tune.cpus_per_trial ({self.cpus_per_trial})")
-        _check(self.max_concurrent is None or self.max_concurrent >= 1, "tune.max_concurrent must be >= 1")
-        _check(self.max_failures >= -1, "tune.max_failures must be >= 0 (or -1: retry forever)")
-        _check(self.grace_period is None or self.grace_period >= 1, "tune.grace_period must be >= 1 epoch")
-        _check(self.reduction_factor > 1, "tune.reduction_factor must be > 1")
-        _check(self.perturbation_interval >= 1, "tune.perturbation_interval must be >= 1 epoch")
-        _check(self.verbose in (0, 1, 2), "tune.verbose must be 0, 1 or 2")
+        check(self.max_concurrent is None or self.max_concurrent >= 1, "tune.max_concurrent must be >= 1")
+        check(self.max_failures >= -1, "tune.max_failures must be >= 0 (or -1: retry forever)")
+        check(self.grace_period is None or self.grace_period >= 1, "tune.grace_period must be >= 1 epoch")
+        check(self.reduction_factor > 1, "tune.reduction_factor must be > 1")
+        check(self.perturbation_interval >= 1, "tune.perturbation_interval must be >= 1 epoch")
+        check(self.verbose in (0, 1, 2), "tune.verbose must be 0, 1 or 2")
 
 
 @dataclass
@@ -69,12 +65,12 @@ class SearchConfig:
     tune: TuneSection = field(default_factory=TuneSection)
 
     def __post_init__(self) -> None:
-        _check(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
-        _check(self.scheduler is None or self.scheduler in SCHEDULERS,
+        check(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
+        check(self.scheduler is None or self.scheduler in SCHEDULERS,
                f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
-        _check(self.metric in ("val_accuracy", "train_accuracy", "loss"),
+        check(self.metric in ("val_accuracy", "train_accuracy", "loss"),
                f"metric must be val_accuracy, train_accuracy or loss, got {self.metric!r}")
-        _check(self.mode in (None, "max", "min"), f"mode must be max or min, got {self.mode!r}")
+        check(self.mode in (None, "max", "min"), f"mode must be max or min, got {self.mode!r}")
         if self.mode is None:
             self.mode = "min" if self.metric == "loss" else "max"
 
@@ -93,7 +89,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 def compose_search(overrides: list[str]) -> DictConfig:
     """``tune/conf/tune.yaml`` with ``key=value`` overrides, checked against ``SearchConfig``."""
     for arg in overrides:
-        _check("=" in arg, f"expected key=value, got {arg!r}")
+        check("=" in arg, f"expected key=value, got {arg!r}")
     schema = OmegaConf.structured(SearchConfig)
     try:
         base = OmegaConf.merge(schema, OmegaConf.load(TUNE_YAML))
