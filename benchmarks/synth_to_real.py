@@ -71,7 +71,8 @@ def main() -> None:
 
     def score(name: str, synth: list[dict], real_train, teacher_section=None) -> float:
         t0 = time.time()
-        m = write_manifest(out / f"{name}.jsonl", synth, synth_manifest.parent, real_train, real.test)
+        slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
+        m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test)
         cfg = load_run_config(base + [f"data.root={m}"])
         prep = prepare(cfg)
         targets = None

@@ -89,6 +89,20 @@ def test_load_clips_skips_bad_files_and_caches(tiny_sc, tmp_path, monkeypatch):
     assert [it.path for it in again.items] == [it.path for it in data.items]
 
 
+def test_load_clips_cache_respects_label_order(tiny_sc, tmp_path, monkeypatch):
+    # The same files read with another label order (a manifest sorts labels differently from speech_commands)
+    # must give class indices in that order, not the indices cached by the first read.
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
+    s = build_splits(DataConfig(root=str(tiny_sc), val_percent=0, test_percent=0))
+    fe = Frontend(FeatureConfig())
+    first = load_clips(s.train, s.labels, 16000, fe)
+    reordered = list(reversed(s.labels))
+    second = load_clips(s.train, reordered, 16000, fe)
+    names_first = [s.labels[i] for i in first.labels.tolist()]
+    names_second = [reordered[i] for i in second.labels.tolist()]
+    assert names_first == names_second == [it.label for it in first.items]
+
+
 @pytest.mark.skipif(not SC_DEV.is_dir(), reason="needs ../shared/data")
 def test_shared_speech_commands_dev_layout():
     s = build_splits(DataConfig(root=str(SC_DEV), val_percent=0, test_percent=30))

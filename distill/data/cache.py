@@ -1,6 +1,6 @@
 """Clips decoded once and clean features computed once, in memory and in an on-disk cache.
 
-The cache key covers every file's path, size and mtime plus the clip length and the feature config,
+The cache key covers every file's path, size and mtime, the label order, the clip length and the feature config,
 so a changed file or setting never reuses stale features.
 """
 from __future__ import annotations
@@ -62,9 +62,10 @@ def _read(item: Item, num_samples: int) -> np.ndarray:
     return audio * item.gain
 
 
-def _key(items: list[Item], num_samples: int, frontend: Frontend) -> str:
+def _key(items: list[Item], labels: list[str], num_samples: int, frontend: Frontend) -> str:
     h = hashlib.sha1()
-    h.update(json.dumps([num_samples, dataclasses.asdict(frontend.config)]).encode())
+    # The label order is part of the key: the cache stores class indices, not names.
+    h.update(json.dumps([num_samples, dataclasses.asdict(frontend.config), labels]).encode())
     for it in items:
         try:
             st = os.stat(it.path)
@@ -79,7 +80,7 @@ def load_clips(items: list[Item], labels: list[str], num_samples: int, frontend:
                description: str = "loading audio", use_disk_cache: bool = True) -> ClipData:
     """Decode ``items``, skip bad files (one warning with the count), compute clean features."""
     index = {name: i for i, name in enumerate(labels)}
-    path = cache_dir() / "clips" / f"{_key(items, num_samples, frontend)}.safetensors"
+    path = cache_dir() / "clips" / f"{_key(items, labels, num_samples, frontend)}.safetensors"
     if use_disk_cache and path.is_file():
         t = load_file(str(path))
         kept = t["kept"].tolist()
