@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
 
-def write_manifest(path: Path, synth_rows: list[dict], synth_dir: Path, real_train, real_test) -> Path:
+def write_manifest(path: Path, synth_rows: list[dict], synth_dir: Path, real_train, real_test,
+                   real_repeat: int = 1) -> Path:
     rows = [{**r, "path": str((synth_dir / r["path"]).resolve()), "split": "train"} for r in synth_rows]
     rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "train", "source": "real"}
-             for it in real_train]
+             for it in real_train] * real_repeat
     rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "test", "source": "real"}
              for it in real_test]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -56,6 +57,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench_out/synth_to_real")
     ap.add_argument("--skip-kd", action="store_true")
+    ap.add_argument("--real-repeat", type=int, default=1,
+                    help="in the mixed conditions, each real clip appears this many times per epoch")
+    ap.add_argument("--only", default="", help="comma-separated conditions to run: a,b,c,d (default all)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -72,7 +76,8 @@ def main() -> None:
     def score(name: str, synth: list[dict], real_train, teacher_section=None) -> float:
         t0 = time.time()
         slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
-        m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test)
+        repeat = args.real_repeat if synth else 1
+        m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test, repeat)
         cfg = load_run_config(base + [f"data.root={m}"])
         prep = prepare(cfg)
         targets = None
@@ -87,13 +92,17 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=2))
         return results[name]
 
-    score("(a) synthetic only", synth_rows, [])
+    only = set(args.only.split(",")) if args.only else {"a", "b", "c", "d"}
+    if "a" in only:
+        score("(a) synthetic only", synth_rows, [])
     for k in args.k.split(","):
         kk = None if k == "all" else int(k)
         shots = k_shot(real.train, kk, args.seed)
-        score(f"(b) {k}-shot + synthetic", synth_rows, shots)
-        score(f"(c) {k}-shot real only", [], shots)
-    if not args.skip_kd:
+        if "b" in only:
+            score(f"(b) {k}-shot + synthetic", synth_rows, shots)
+        if "c" in only:
+            score(f"(c) {k}-shot real only", [], shots)
+    if "d" in only and not args.skip_kd:
         base.append("teacher=tcresnet")
         score("(d) KD, teacher synth+real", synth_rows, real.train, teacher_section=True)
     print("\n| condition | accuracy on real test split |\n|---|---:|")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -109,7 +110,9 @@ def _check_state(out: Path, cfg: SynthConfig) -> None:
     if changed and next(out.rglob("*.wav"), None) is not None:
         raise ConfigError(f"{out} was synthesized with different settings ({', '.join(changed)} changed); "
                           "use another out= folder, or delete this one to start over")
-    state.write_text(json.dumps({"settings": {**previous, **current}}, indent=1))
+    tmp = state.with_suffix(f".tmp{os.getpid()}")  # atomic: a kill mid-write never leaves half a file
+    tmp.write_text(json.dumps({"settings": {**previous, **current}}, indent=1))
+    os.replace(tmp, state)
 
 
 def run(cfg: SynthConfig) -> Path:
