@@ -1,12 +1,13 @@
 """``distill bench``: speed figures printed as a table (never asserted in tests).
 
-- training throughput (samples/s) on cached features, one epoch, per model;
+- training throughput (samples/s) on cached features, median of `repeats` epochs, per model;
 - KD epoch time / student-only epoch time with offline teacher logits (and online);
 - single-window inference latency in torch eager and onnxruntime, model only and with the frontend.
 """
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from distill.classifier import build_classifier
 from distill.config import AugmentConfig, KDConfig, TrainConfig
 from distill.data import Item
 from distill.data.cache import ClipData, extract_features
-from distill.errors import ConfigError
+from distill.errors import ConfigError, check
 from distill.evaluate import latency_ms
 from distill.export import export_onnx, time_onnx
 from distill.features import FeatureConfig
@@ -35,6 +36,7 @@ class BenchConfig:
     batch_size: int = 128
     threads: int = 2
     latency_runs: int = 300
+    repeats: int = 5  # timed epochs per model; the median is reported (one short epoch is noisy)
     out: str | None = None  # write bench.json here
 
 
@@ -57,10 +59,13 @@ def _epoch_seconds(spec: str, data: ClipData, labels: list[str], cfg: BenchConfi
     # warm-up batches so one-time allocation is not timed
     small = ClipData(data.waves[:256], data.labels[:256], data.feats[:256], data.items[:256])
     tr.fit(small, description=f"warm-up {name}")
-    tr.state.epoch = 0
-    t0 = time.perf_counter()
-    tr.fit(data, description=f"epoch {name}")
-    return time.perf_counter() - t0, clf
+    times = []
+    for _ in range(cfg.repeats):
+        tr.state.epoch = 0
+        t0 = time.perf_counter()
+        tr.fit(data, description=f"epoch {name}")
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), clf
 
 
 def _latencies(clf, runs: int) -> dict[str, float]:
@@ -129,6 +134,7 @@ def main(argv: list[str]) -> int:
         cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(argv)))
     except Exception as e:  # OmegaConf raises several types for unknown keys / bad values
         raise ConfigError(f"bad bench option: {str(e).splitlines()[0]}") from None
+    check(cfg.repeats >= 1 and cfg.clips >= 1, "repeats and clips must be >= 1")
     result = run_bench(cfg)
     print_rows(result["rows"])
     if cfg.out:

@@ -151,7 +151,7 @@ def test_killed_trial_is_retried_and_interrupted_search_resumes(data, tmp_path):
     out = tmp_path / "run"
     # batch 8: enough steps per epoch that the kill lands while the first trial is still training
     args = ["tune", "search=kd", "samples=2", "tune.max_concurrent=1", *TINY_RUN, *TUNE, "train.epochs=20",
-            "train.batch_size=8", "+teacher.train.epochs=2", f"data.root={data}", f"run.dir={out}"]
+            "train.batch_size=8", f"data.root={data}", f"run.dir={out}"]
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen([sys.executable, "-m", "distill.cli", *args], stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "RAY_AUTH_MODE": "disabled"})
