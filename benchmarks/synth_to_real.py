@@ -21,7 +21,7 @@ from distill.config import DataConfig, load_run_config
 from distill.data import build_splits
 from distill.data.manifest import read_manifest
 from distill.pipeline import prepare, teacher_targets, train_model
-from distill.train import accuracy
+from distill.train import accuracy, predict
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -71,7 +71,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = ["data=manifest", f"augment.noise_dir={ROOT / 'noise'}", "threads=1", f"seed={args.seed}", *args.overrides]
-    results = {}
+    results: dict[str, float] = {}
+    recall: dict[str, dict[str, float]] = {}
 
     def score(name: str, synth: list[dict], real_train, teacher_section=None) -> float:
         t0 = time.time()
@@ -87,9 +88,14 @@ def main() -> None:
             targets = teacher_targets(teacher, prep, cfg)
         clf = train_model(cfg.student, prep, cfg, None, targets, description=name)
         results[name] = accuracy(clf, prep.test)
+        pred = predict(clf, prep.test).argmax(-1)
+        recall[name] = {label: round(float((pred[prep.test.labels == i] == i).float().mean()), 4)
+                        for i, label in enumerate(clf.labels) if bool((prep.test.labels == i).any())}
         print(f"{name:28s} {100 * results[name]:6.2f}%  ({len(prep.train)} train clips, "
               f"{(time.time() - t0) / 60:.1f} min)", flush=True)
+        print("    recall per class: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in recall[name].items()), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
+        (out / "recall.json").write_text(json.dumps(recall, indent=2))
         return results[name]
 
     only = set(args.only.split(",")) if args.only else {"a", "b", "c", "d"}
