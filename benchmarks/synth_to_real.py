@@ -81,6 +81,7 @@ def main() -> None:
         repeat = args.real_repeat if synth and teacher_section is None else 1
         m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test, repeat)
         cfg = load_run_config(base + [*extra, f"data.root={m}"])
+        torch.set_num_threads(cfg.threads or 1)
         prep = prepare(cfg)
         targets = None
         if teacher_section is not None:
