@@ -22,6 +22,7 @@ from distill.config import DataConfig, load_run_config
 from distill.data import build_splits
 from distill.data.manifest import read_manifest
 from distill.pipeline import prepare, teacher_targets, train_model
+from distill.evaluate import confusion
 from distill.train import accuracy, predict
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -63,7 +64,6 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated conditions to run: a,b,c,d,e (default a,b,c,d)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    torch.set_num_threads(1)
     from synth.default import default_dataset
 
     synth_manifest = default_dataset(per_word=args.per_word, seed=args.seed)
@@ -81,7 +81,7 @@ def main() -> None:
         repeat = args.real_repeat if synth and teacher_section is None else 1
         m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test, repeat)
         cfg = load_run_config(base + [*extra, f"data.root={m}"])
-        torch.set_num_threads(cfg.threads or 1)
+        torch.set_num_threads(cfg.threads or 1)  # base sets threads=1; a threads=N override wins
         prep = prepare(cfg)
         targets = None
         if teacher_section is not None:
@@ -89,10 +89,10 @@ def main() -> None:
             results[f"{name} (teacher)"] = accuracy(teacher, prep.test)
             targets = teacher_targets(teacher, prep, cfg)
         clf = train_model(cfg.student, prep, cfg, None, targets, description=name)
-        results[name] = accuracy(clf, prep.test)
-        pred = predict(clf, prep.test).argmax(-1)
-        recall[name] = {label: round(float((pred[prep.test.labels == i] == i).float().mean()), 4)
-                        for i, label in enumerate(clf.labels) if bool((prep.test.labels == i).any())}
+        counts = confusion(predict(clf, prep.test).argmax(-1), prep.test.labels, len(clf.labels))
+        results[name] = float(counts.trace() / counts.sum())
+        recall[name] = {label: round(float(counts[i, i] / counts[i].sum()), 4)
+                        for i, label in enumerate(clf.labels) if counts[i].sum()}
         print(f"{name:28s} {100 * results[name]:6.2f}%  ({len(prep.train)} train clips, "
               f"{(time.time() - t0) / 60:.1f} min)", flush=True)
         print("    recall per class: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in recall[name].items()), flush=True)
@@ -110,12 +110,11 @@ def main() -> None:
             score(f"(b) {k}-shot + synthetic", synth_rows, shots)
         if "c" in only:
             score(f"(c) {k}-shot real only", [], shots)
+    kd = ["teacher=tcresnet", "kd.mode=online"]
     if "e" in only:  # no real clip anywhere: a larger teacher on synthetic speech, distilled into the student
-        score("(e) synthetic only, KD", synth_rows, [], teacher_section=True,
-              extra=["teacher=tcresnet", "kd.mode=online"])
+        score("(e) synthetic only, KD", synth_rows, [], teacher_section=True, extra=kd)
     if "d" in only and not args.skip_kd:
-        base += ["teacher=tcresnet", "kd.mode=online"]
-        score("(d) KD, teacher synth+real", synth_rows, real.train, teacher_section=True)
+        score("(d) KD, teacher synth+real", synth_rows, real.train, teacher_section=True, extra=kd)
     print("\n| condition | accuracy on real test split |\n|---|---:|")
     for name, acc in results.items():
         print(f"| {name} | {100 * acc:.2f}% |")
