@@ -27,6 +27,7 @@ class FeatureConfig:
     f_min: float = 20.0
     f_max: float = 7600.0
     log_eps: float = 1e-6
+    cmn: bool = False  # per-utterance mean subtraction over time (removes channel colouration and level)
 
     def __post_init__(self) -> None:
         if self.kind not in ("logmel", "mfcc"):
@@ -133,13 +134,21 @@ class Frontend(nn.Module):
         spec = torch.stft(wave, c.n_fft, c.hop_length, c.win_length, self.window, center=False, return_complex=True)
         return spec.real.square() + spec.imag.square()
 
-    def extract(self, wave: torch.Tensor) -> torch.Tensor:
-        """Un-normalised features: ``(B, S)`` -> ``(B, F, T)``."""
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """Frame-wise log-mel/MFCC ``(B, S)`` -> ``(B, F, T)``; each frame depends only on its own samples."""
         mel = torch.matmul(self.mel_fb, self.power_spectrum(wave.float()))
         feats = torch.log(mel + self.config.log_eps)
         if self.config.kind == "mfcc":
             feats = torch.matmul(self.dct, feats)
         return feats
+
+    def per_utterance(self, feats: torch.Tensor) -> torch.Tensor:
+        """The per-window step on ``(..., F, T)`` frames: cepstral mean normalisation when ``cmn`` is set."""
+        return feats - feats.mean(dim=-1, keepdim=True) if self.config.cmn else feats
+
+    def extract(self, wave: torch.Tensor) -> torch.Tensor:
+        """Un-normalised features of whole clips: ``(B, S)`` -> ``(B, F, T)``."""
+        return self.per_utterance(self.frames(wave))
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         return (feats - self.mean[:, None]) / self.std[:, None]

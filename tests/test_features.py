@@ -61,9 +61,10 @@ def test_export_path_equals_stft_path():
     torch.testing.assert_close(fe.extract(x), a, atol=1e-3, rtol=1e-4)
 
 
-def test_frontend_exports_to_onnx(tmp_path):
+@pytest.mark.parametrize("cmn", [False, True])
+def test_frontend_exports_to_onnx(tmp_path, cmn):
     ort = pytest.importorskip("onnxruntime")
-    fe = Frontend(FeatureConfig()).eval()
+    fe = Frontend(FeatureConfig(cmn=cmn)).eval()
     fe.export_mode = True
     fe.fit_stats(torch.randn(4, 40, 97) * 3 + 1)
     x = torch.randn(2, 16000) * 0.1
@@ -78,3 +79,19 @@ def test_fit_stats_normalises():
     fe.fit_stats(feats)
     z = fe.normalize(feats)
     assert z.mean().abs() < 1e-4 and (z.std() - 1).abs() < 1e-2
+
+
+def test_cmn_removes_level_and_keeps_the_shape_over_time():
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    x = torch.sin(2 * math.pi * 440 * t) * (t > 0.4) * (t < 0.7) + 0.05 * torch.randn(16000, generator=gen)
+    x = x[None]
+    plain, cmn = Frontend(FeatureConfig()), Frontend(FeatureConfig(cmn=True))
+    a, b = cmn.extract(x), cmn.extract(0.1 * x)
+    assert a.mean(dim=-1).abs().max() < 1e-4  # zero mean over time in every band
+    assert (a - b).abs().mean() < 0.05  # a 20 dB level change is gone (up to the log floor)
+    p, q = plain.extract(x), plain.extract(0.1 * x)
+    assert (p - q).mean() > 4.0  # without CMN it shifts log-mel by about log(100)
+    # the tone still stands out of its band's average where it sounds
+    band = int(torch.argmax(a[0, :, 55]))
+    assert a[0, band, 55] > a[0, band, 20] + 5

@@ -54,3 +54,24 @@ def test_embedded_positive_is_found_by_its_windows():
     scores[(56000 - 4000) // hop] = 0.7  # a window holding the second clip
     scores[0] = 0.9  # a window that does not hold either
     np.testing.assert_allclose(positive_maxima(scores, spans, window, hop), [0.0, 0.7])
+
+
+@pytest.mark.parametrize("cmn", [False, True])
+def test_shared_frame_scoring_equals_window_by_window(cmn):
+    """TorchScorer computes frames once per block; per-window steps (CMN) must still see only their window."""
+    import torch
+
+    from distill.classifier import build_classifier
+    from distill.features import FeatureConfig
+    from distill.keyword.scoring import TorchScorer
+
+    torch.manual_seed(0)
+    window, hop = 16000, 1600
+    clf = build_classifier("tcresnet", "tc-resnet8", {}, ["_background_", "kw"], FeatureConfig(cmn=cmn), window)
+    clf.frontend.fit_stats(torch.randn(4, 40, 97) * 2 - 8)
+    clf.eval()
+    rng = np.random.default_rng(0)
+    stream = (rng.normal(0, 0.05, 5 * 16000) * np.repeat(rng.uniform(0.1, 2, 50), 1600)).astype(np.float32)
+    scorer = TorchScorer(clf, window, hop, block_windows=7)
+    np.testing.assert_allclose(scorer(stream), scorer.windows(
+        np.lib.stride_tricks.sliding_window_view(stream, window)[::hop]), atol=1e-5)

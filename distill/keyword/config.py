@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from distill.config import KDConfig, TrainConfig
 from distill.errors import ConfigError, KwsError
+from distill.features import FeatureConfig
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ALL_ENGINES = ["piper", "espeak", "flite", "festival", "coqui"]
@@ -114,6 +115,7 @@ class CreateConfig:
     quantize: bool = True
     tts: TTSSection = field(default_factory=TTSSection)
     data: DataSection = field(default_factory=DataSection)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelSection = field(default_factory=ModelSection)
     teacher_model: TeacherSection = field(default_factory=TeacherSection)
     # no label smoothing: it caps every confident score at the same value, and the threshold for a low

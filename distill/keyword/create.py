@@ -13,7 +13,7 @@ import torch
 
 from distill.audio import SAMPLE_RATE
 from distill.errors import KwsError
-from distill.features import FeatureConfig, Frontend
+from distill.features import Frontend
 from distill.keyword import dataset as ds
 from distill.keyword.config import CreateConfig, check_name
 from distill.keyword.model import export
@@ -122,7 +122,7 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
 
 def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     """Frontend statistics, the optional teacher, and the student; returns (student, teacher description)."""
-    frontend = Frontend(FeatureConfig())
+    frontend = Frontend(cfg.features)
     train = clip_data(data.train_waves, data.train_labels, frontend)
     frontend.fit_stats(train.feats)
     n_pos = len(data.heldout_positives)

@@ -71,8 +71,8 @@ class TorchScorer:
         wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         for b in range(0, len(starts), self.block):
             first, last = int(starts[b]), int(starts[min(b + self.block, len(starts)) - 1])
-            feats = self.clf.frontend.extract(wave[first : last + self.window][None])  # (1, F, frames)
-            wins = feats[0].unfold(-1, self.frames, self.step).permute(1, 0, 2)  # (n, F, T)
+            feats = self.clf.frontend.frames(wave[first : last + self.window][None])  # (1, F, frames)
+            wins = self.clf.frontend.per_utterance(feats[0].unfold(-1, self.frames, self.step).permute(1, 0, 2))
             out.append(probability(self.clf.forward_features(wins)).numpy())
         return np.concatenate(out)
 
