@@ -109,12 +109,14 @@ def _call(words: list[str], n: int, unknown: int, cfg: TTSSection, window_s: flo
           noise_dir: str | None, extra: dict[str, Any]) -> tuple[Path, list[str]] | None:
     """One ``synthesize_dataset`` call; returns (folder, engines used) or None when no engine is available."""
     from synth.api import synthesize_dataset
+    from synth.negatives import builtin_words
 
     options: dict[str, Any] = {"confusable_p": cfg.confusable_p, **extra}
     if noise_dir:
         options["augment"] = {"noise": {"dir": str(noise_dir)}}
     settings = {"words": words, "n": n, "unknown": unknown, "engines": list(cfg.engines), "seed": seed,
-                "window": window_s, "options": options}
+                "window": window_s, "options": options,
+                "word_list": hashlib.sha1("\n".join(builtin_words()).encode()).hexdigest()[:12]}
     out = _folder(settings)
     try:
         synthesize_dataset(words, n=n, engines=list(cfg.engines), out=out, seed=seed, workers=cfg.workers,
