@@ -14,7 +14,7 @@ def test_run_writes_everything_then_eval(tiny_sc, tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     assert main(["run", *TINY_RUN, f"data.root={tiny_sc}", f"run.dir={out}", "kd.temperature=3", "kd.alpha=0.6",
-                 "seed=1"]) == 0
+                 "seed=1", "features.cmn=true"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"teacher", "student", "baseline"}
     for m in metrics.values():
@@ -23,6 +23,7 @@ def test_run_writes_everything_then_eval(tiny_sc, tmp_path, monkeypatch):
     assert metrics["student"]["params"] < metrics["teacher"]["params"]
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["kd"] == {"temperature": 3.0, "alpha": 0.6, "mode": "offline"} and cfg["seed"] == 1
+    assert cfg["features"]["cmn"] is True
     assert "| student |" in (out / "report.md").read_text()
     for role in ("teacher", "student", "baseline"):
         assert (out / f"confusion_{role}.png").stat().st_size > 1000
