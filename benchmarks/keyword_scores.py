@@ -2,8 +2,8 @@
 
 Scores every clip of the shared Speech Commands test-dev folder with a keyword model (the maximum window
 score over the clip, padded by half a window each side): quantiles over the keyword's own clips (all of them,
-the enrolment speaker's included), the
-top-scoring clips of every other folder, and keyword recall against negative clips above a few thresholds.
+the enrolment speaker's included), the top-scoring clips of every other folder, and keyword recall against
+negative clips above a few thresholds.
 
     python benchmarks/keyword_scores.py MODEL_DIR WORD [--data DIR] [--top 15]
 """
