@@ -39,6 +39,9 @@ class BenchConfig:
     repeats: int = 5  # timed epochs per model; the median is reported (one short epoch is noisy)
     out: str | None = None  # write bench.json here
 
+    def __post_init__(self) -> None:
+        check(self.repeats >= 1 and self.clips >= 1, "repeats and clips must be >= 1")
+
 
 def _synthetic(n: int, classes: int, fe) -> ClipData:
     g = torch.Generator().manual_seed(0)
@@ -132,9 +135,10 @@ def print_rows(rows: list[dict]) -> None:
 def main(argv: list[str]) -> int:
     try:
         cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(argv)))
+    except ConfigError:
+        raise
     except Exception as e:  # OmegaConf raises several types for unknown keys / bad values
         raise ConfigError(f"bad bench option: {str(e).splitlines()[0]}") from None
-    check(cfg.repeats >= 1 and cfg.clips >= 1, "repeats and clips must be >= 1")
     result = run_bench(cfg)
     print_rows(result["rows"])
     if cfg.out:
