@@ -27,7 +27,8 @@ class FeatureConfig:
     f_min: float = 20.0
     f_max: float = 7600.0
     log_eps: float = 1e-6
-    cmn: bool = False  # per-utterance mean subtraction over time (removes channel colouration and level)
+    cmn: bool = False  # per-utterance mean subtraction over time (removes the channel's colouration)
+    cmn_keep_level: bool = True  # with cmn: keep the clip's overall level (speech vs quiet), remove only the shape
 
     def __post_init__(self) -> None:
         if self.kind not in ("logmel", "mfcc"):
@@ -120,6 +121,12 @@ class Frontend(nn.Module):
                              persistent=False)
         if c.kind == "mfcc":
             self.register_buffer("dct", dct_matrix(c.n_mels, c.n_mfcc).float(), persistent=False)
+        # which feature rows CMN centres: all of them, or (keep_level) all but the level: c0 of an MFCC, and for
+        # log-mel the band means minus their average over bands
+        level_row = torch.zeros(c.n_features, 1)
+        if c.cmn_keep_level and c.kind == "mfcc":
+            level_row[0] = 1.0
+        self.register_buffer("cmn_keep_row", level_row, persistent=False)
         self.register_buffer("mean", torch.zeros(c.n_features))
         self.register_buffer("std", torch.ones(c.n_features))
 
@@ -143,8 +150,19 @@ class Frontend(nn.Module):
         return feats
 
     def per_utterance(self, feats: torch.Tensor) -> torch.Tensor:
-        """The per-window step on ``(..., F, T)`` frames: cepstral mean normalisation when ``cmn`` is set."""
-        return feats - feats.mean(dim=-1, keepdim=True) if self.config.cmn else feats
+        """The per-window step on ``(..., F, T)`` frames: cepstral mean normalisation when ``cmn`` is set.
+
+        CMN subtracts each feature's mean over the window. With ``cmn_keep_level`` it leaves the window's overall
+        level in place (log-mel: the mean over bands and time; MFCC: c0), so only the channel's spectral colouration
+        is removed and quiet clips still look quiet.
+        """
+        c = self.config
+        if not c.cmn:
+            return feats
+        mean = feats.mean(dim=-1, keepdim=True)
+        if c.cmn_keep_level and c.kind == "logmel":
+            mean = mean - mean.mean(dim=-2, keepdim=True)
+        return feats - mean * (1.0 - self.cmn_keep_row)
 
     def extract(self, wave: torch.Tensor) -> torch.Tensor:
         """Un-normalised features of whole clips: ``(B, S)`` -> ``(B, F, T)``."""

@@ -61,10 +61,11 @@ def test_export_path_equals_stft_path():
     torch.testing.assert_close(fe.extract(x), a, atol=1e-3, rtol=1e-4)
 
 
-@pytest.mark.parametrize("cmn", [False, True])
-def test_frontend_exports_to_onnx(tmp_path, cmn):
+@pytest.mark.parametrize("kind,cmn,keep_level", [("logmel", False, True), ("logmel", True, True),
+                                                 ("logmel", True, False), ("mfcc", True, True)])
+def test_frontend_exports_to_onnx(tmp_path, kind, cmn, keep_level):
     ort = pytest.importorskip("onnxruntime")
-    fe = Frontend(FeatureConfig(cmn=cmn)).eval()
+    fe = Frontend(FeatureConfig(kind=kind, cmn=cmn, cmn_keep_level=keep_level)).eval()
     fe.export_mode = True
     fe.fit_stats(torch.randn(4, 40, 97) * 3 + 1)
     x = torch.randn(2, 16000) * 0.1
@@ -81,12 +82,16 @@ def test_fit_stats_normalises():
     assert z.mean().abs() < 1e-4 and (z.std() - 1).abs() < 1e-2
 
 
-def test_cmn_removes_level_and_keeps_the_shape_over_time():
+def _tone_in_noise() -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     t = torch.arange(16000) / 16000
     x = torch.sin(2 * math.pi * 440 * t) * (t > 0.4) * (t < 0.7) + 0.05 * torch.randn(16000, generator=gen)
-    x = x[None]
-    plain, cmn = Frontend(FeatureConfig()), Frontend(FeatureConfig(cmn=True))
+    return x[None]
+
+
+def test_cmn_removes_level_and_keeps_the_shape_over_time():
+    x = _tone_in_noise()
+    plain, cmn = Frontend(FeatureConfig()), Frontend(FeatureConfig(cmn=True, cmn_keep_level=False))
     a, b = cmn.extract(x), cmn.extract(0.1 * x)
     assert a.mean(dim=-1).abs().max() < 1e-4  # zero mean over time in every band
     assert (a - b).abs().mean() < 0.05  # a 20 dB level change is gone (up to the log floor)
@@ -95,3 +100,21 @@ def test_cmn_removes_level_and_keeps_the_shape_over_time():
     # the tone still stands out of its band's average where it sounds
     band = int(torch.argmax(a[0, :, 55]))
     assert a[0, band, 55] > a[0, band, 20] + 5
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_cmn_keep_level_removes_the_channel_colour_but_not_the_level(kind):
+    x = _tone_in_noise()
+    coloured = torch.cat([x[:, :1], x[:, 1:] - 0.9 * x[:, :-1]], dim=1)  # pre-emphasis: -20 dB lows, +5 dB highs
+    plain = Frontend(FeatureConfig(kind=kind))
+    cmn = Frontend(FeatureConfig(kind=kind, cmn=True))  # cmn_keep_level defaults to true
+    # the filter changes the spectral shape: without CMN the feature difference varies a lot across bands
+    assert (plain.extract(x) - plain.extract(coloured)).std() > 1.0
+    # keep-level CMN leaves only a constant offset (the filter's average gain) in log-mel, or only c0 in MFCC
+    d = cmn.extract(x) - cmn.extract(coloured)
+    rest = d if kind == "logmel" else d[:, 1:]
+    assert (rest - rest.mean()).abs().mean() < 0.1
+    # and a quieter clip stays quieter: the overall level survives
+    quiet = cmn.extract(x) - cmn.extract(0.1 * x)
+    level = quiet.mean() if kind == "logmel" else quiet[:, 0].mean() / math.sqrt(FeatureConfig().n_mels)
+    assert level > 4.0  # log(100) = 4.6
