@@ -182,10 +182,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run.dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(run_dir)))
     preflight(cfg)
+    seed_everything(cfg.seed)
+    prep = prepare(cfg)  # before the run folder exists, so a bad data.root leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    seed_everything(cfg.seed)
-    prep = prepare(cfg)
     info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
          f"test {len(prep.test)} clips")
     t0 = time.time()

@@ -75,11 +75,13 @@ def test_teacher_checkpoint_is_loaded_not_trained(tiny_sc, tmp_path, monkeypatch
     (["run", "teacher.checkpoint=/nonexistent/ckpt", "data.root=."], ""),
     (["eval", "/nonexistent/run", "data.root=."], "not found"),
 ])
-def test_bad_input_gives_clear_error(args, message, capsys):
+def test_bad_input_gives_clear_error(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code = main(args)
     err = capsys.readouterr().err
     assert code != 0 and err.startswith("error: ") and message in err
     assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # a refused run leaves no half-made run folder
 
 
 def test_config_errors_exit_2_from_the_console_script():
