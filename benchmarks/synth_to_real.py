@@ -3,9 +3,9 @@
 TC-ResNet8 trained on (a) synthetic only, (b) k real clips per class + synthetic, (c) the same k real clips alone,
 for each k; (d) a KD student (online KD) whose teacher was trained on synthetic + all real; (e, on request) a KD student
 whose teacher was trained on synthetic speech only. Tested on the speaker-disjoint 30%
-real split used by benchmarks/real_speech.py. Features use per-utterance cepstral mean normalisation
-(``features.cmn=true``): it removes most of the channel and level gap between TTS audio and real microphones
-(pass ``features.cmn=false`` to measure without it).
+real split used by benchmarks/real_speech.py. Features use per-utterance cepstral mean normalisation that keeps
+the clip's level (``features.cmn=true``): it removes most of the channel gap between TTS audio and real microphones
+(pass ``features.cmn=false`` to measure without it, ``features.cmn_keep_level=false`` to remove the level too).
 
     python benchmarks/synth_to_real.py [--k 5,20,all] [--per-word 300] [--real-repeat 4] [--out DIR] [KEY=VALUE ...]
 """
