@@ -81,7 +81,8 @@ def test_values_stay_strings_and_bad_keys_are_config_errors():
     assert (cfg.name, cfg.text, cfg.recordings, cfg.force) == ("kw", "yes", ["a.wav", "b.wav"], True)
     assert cfg.train.epochs == 3 and cfg.model.options == {"width": 0.5} and cfg.noise.dir == "/n"
     for bad, msg in ((["kw", "bogus=1"], "unknown key"), (["kw", "train.epochs=x"], "not a valid int"),
-                     (["kw", "tts.engines=nope"], "unknown TTS engine"), (["kw", "tts=1"], "group")):
+                     (["kw", "tts.engines=nope"], "unknown TTS engine"), (["kw", "tts=1"], "group"),
+                     (["kw", "calibration.confirm_windows=0"], "confirm_windows")):
         with pytest.raises(ConfigError, match=msg):
             parse_args(CreateConfig, bad, ["name"], "create")
     assert main(["keyword", "create", "kw", "bogus=1"]) == 2
@@ -153,6 +154,7 @@ def test_create_writes_a_complete_keyword_folder(keyword_dir):
         assert key in meta, key
     assert meta["name"] == "tone" and meta["sample_rate"] == SR and 0 < meta["threshold"] <= 1
     assert meta["window_s"] == 1.0 and meta["hop_s"] == 0.1 and meta["params"] < 30_000
+    assert meta["confirm_windows"] == 3
     counts = meta["training_data"]
     assert counts["positives_by_source"] == {"recording": 180}
     assert counts["negatives_by_source"]["noise"] == 60 and counts["negatives_by_source"]["real"] > 0
@@ -187,6 +189,7 @@ def test_onnx_matches_torch(keyword_dir):
 
 def test_detector_finds_the_inserted_keyword_at_the_right_time(keyword_dir):
     from distill.keyword import Detector
+    from distill.keyword.scoring import OnnxScorer, confirm
 
     rng = np.random.default_rng(7)
     stream = place(keyword_sound(rng), 8.0, 4.0, rng)
@@ -209,6 +212,14 @@ def test_detector_finds_the_inserted_keyword_at_the_right_time(keyword_dir):
     again = whole.process(stream) + whole.flush()
     assert [e.time_s for e in again] == [e.time_s for e in events]
     np.testing.assert_allclose([s for _, s in whole.scores], [s for _, s in det.scores], atol=1e-5)
+    # the streaming scores are the offline ones (what calibration and eval count) after the same confirmation
+    offline = confirm(OnnxScorer(keyword_dir / "out" / "model.onnx", det.window, det.hop)(stream), 3)
+    assert det.confirm_windows == 3 and len(det.scores) >= offline.size > 60
+    np.testing.assert_allclose([s for _, s in det.scores][: offline.size], offline, atol=1e-5)
+    # one confirming window only: the same stream, scored window by window, is never less eager
+    eager = Detector(keyword_dir / "out", confirm_windows=1)
+    eager.process(stream)
+    assert all(a >= b - 1e-6 for (_, a), (_, b) in zip(eager.scores, whole.scores))
 
 
 def test_detect_cli_prints_events_and_rtf(keyword_dir, tmp_path, capsys):

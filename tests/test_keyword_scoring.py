@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill.keyword.scoring import (Trigger, det_curve, embed_positives, event_indices, positive_maxima,
+from distill.keyword.scoring import (Trigger, confirm, det_curve, embed_positives, event_indices, positive_maxima,
                                      window_starts)
 
 
@@ -26,6 +26,17 @@ def test_one_long_utterance_gives_one_event():
     # a dip then a new rise within the refractory period stays silent; after it, fires again
     scores = np.array([0.9, 0.2, 0.9, 0.1, 0.1, 0.9])
     assert event_indices(scores, 0.5, 3) == [0, 5]
+
+
+def test_confirm_needs_consecutive_windows():
+    scores = np.array([0.1, 0.95, 0.1, 0.9, 0.8, 0.97, 0.6, 0.2], dtype=np.float32)
+    np.testing.assert_array_equal(confirm(scores, 1), scores)
+    got = confirm(scores, 3)
+    # window i keeps the lowest of windows i-2..i (fewer at the start of the stream)
+    np.testing.assert_allclose(got, [0.1, 0.1, 0.1, 0.1, 0.1, 0.8, 0.6, 0.2])
+    assert event_indices(scores, 0.75, 1) == [1, 3]  # the lone spike at 1 fires without confirmation
+    assert event_indices(got, 0.75, 1) == [5]  # with it, only the three-window run does, at its last window
+    assert confirm(np.zeros(0), 3).size == 0
 
 
 def test_det_curve_and_calibration():

@@ -2,7 +2,7 @@
 
     distill keyword create NAME text="hey nova" recordings=a.wav,b.wav,c.wav [negatives=DIR noise.dir=DIR
         teacher=auto|RUN_OR_CKPT out=DIR force=true target_fa_per_hour=0.5 ...]
-    distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=0.9 refractory_s=1 int8=true]
+    distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=0.9 refractory_s=1 confirm_windows=3 int8=true]
     distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV [out=DIR noise.dir=DIR snr_db=10,20]
 """
 from __future__ import annotations
@@ -48,7 +48,8 @@ def detect(argv: list[str]) -> int:
     audio = load_audio(cfg.audio, require_signal=False)
     chunk = max(1, int(round(cfg.chunk_s * 16000)))
     events, seconds, cpu = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
-                                       refractory_s=cfg.refractory_s, int8=cfg.int8, threads=cfg.threads)
+                                       refractory_s=cfg.refractory_s, confirm_windows=cfg.confirm_windows,
+                                       int8=cfg.int8, threads=cfg.threads)
     duration = max(audio.size / 16000, 1e-9)
     for e in events:
         print(f"{e.time_s:9.2f} s  score {e.score:.3f}")

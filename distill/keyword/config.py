@@ -28,6 +28,12 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_confirm(windows: int) -> int:
+    if not isinstance(windows, int) or isinstance(windows, bool) or not 1 <= windows <= 50:
+        raise ConfigError(f"confirm_windows must be a whole number of windows in 1..50, got {windows!r}")
+    return windows
+
+
 @dataclass
 class RecordingCheck:
     """Limits a usable enrolment recording must meet."""
@@ -92,6 +98,7 @@ class CalibrationSection:
     hours: float = 0.5  # length of the negative stream the threshold is calibrated on
     hop_s: float = 0.1
     refractory_s: Optional[float] = None  # default: the window length
+    confirm_windows: int = 3  # an event needs this many consecutive windows at the threshold (1: any window)
 
 
 @dataclass
@@ -136,6 +143,7 @@ class CreateConfig:
             raise ConfigError(f"data.window_s must be in [0.3, 5] seconds, got {self.data.window_s}")
         if self.calibration.hours <= 0 or self.calibration.hop_s <= 0:
             raise ConfigError("calibration.hours and calibration.hop_s must be > 0")
+        check_confirm(self.calibration.confirm_windows)
         unknown = sorted(set(self.tts.engines) - set(ALL_ENGINES))
         if unknown:
             raise ConfigError(f"unknown TTS engine(s) {unknown} in tts.engines; known: {ALL_ENGINES}")
@@ -148,6 +156,7 @@ class DetectConfig:
     hop_s: float = 0.1
     threshold: Optional[float] = None  # default: the calibrated one from keyword.json
     refractory_s: Optional[float] = None
+    confirm_windows: Optional[int] = None  # default: the one calibrated with, from keyword.json
     chunk_s: float = 0.1  # the file is fed in chunks of this size, as a microphone would
     int8: bool = False
     threads: int = 1
@@ -164,12 +173,15 @@ class EvalConfig:
     context_s: float = 1.0  # background before and after each positive
     hop_s: float = 0.1
     refractory_s: Optional[float] = None
+    confirm_windows: Optional[int] = None  # default: the one calibrated with, from keyword.json
     int8: bool = True  # also evaluate model.int8.onnx when it exists
     backend: str = "onnx"  # onnx (the exported graph) | torch (weights.safetensors, faster on long streams)
     seed: int = 0
     threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.confirm_windows is not None:
+            check_confirm(self.confirm_windows)
         if self.backend not in ("onnx", "torch"):
             raise ConfigError(f"backend must be onnx or torch, got {self.backend!r}")
 

@@ -18,8 +18,8 @@ from distill.keyword import dataset as ds
 from distill.keyword.config import CreateConfig, check_name
 from distill.keyword.model import export
 from distill.keyword.recordings import load_recordings
-from distill.keyword.scoring import (Det, OnnxScorer, TorchScorer, det_curve, embed_positives, hours_of,
-                                     positive_maxima)
+from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
+                                     hours_of, positive_maxima)
 from distill.keyword.train import clip_data, make_teacher, train_student
 from distill.progress import info, progress
 
@@ -109,10 +109,8 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
     export(student, out / "model.onnx")
     threshold, rows, curves = calibrate_models(cfg, out, student, data, window)
-    hop = int(round(cfg.calibration.hop_s * SAMPLE_RATE))
-    refractory_s = cfg.calibration.refractory_s or window / SAMPLE_RATE
-    meta = keyword_meta(cfg, text, recordings, rejected, window, hop, refractory_s, threshold, student, data, tts,
-                        rows, teacher_info, time.time() - t_start)
+    meta = keyword_meta(cfg, text, recordings, rejected, window, threshold, student, data, tts, rows, teacher_info,
+                        time.time() - t_start)
     write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
     info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
@@ -149,7 +147,7 @@ def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData
 
     def run(scorer, what: str) -> Det:
         stream = ds.compose_stream(data.stream_clips, data.stream_audio, total_s, cfg.seed, cfg.noise.dir)
-        return calibrate(scorer, stream, total_s, data.heldout_positives, background, window, hop, refractory,
+        return calibrate(Confirmed(scorer, cfg.calibration.confirm_windows), stream, total_s, data.heldout_positives, background, window, hop, refractory,
                          cfg.seed, what)
 
     # float scores from the torch graph (frames shared between windows: fast); export checked it equals the ONNX
@@ -166,9 +164,8 @@ def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData
     return threshold, rows, curves
 
 
-def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], window: int, hop: int,
-                 refractory_s: float, threshold: float, student, data: ds.KeywordData, tts, rows, teacher_info,
-                 seconds: float) -> dict[str, Any]:
+def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], window: int, threshold: float,
+                 student, data: ds.KeywordData, tts, rows, teacher_info, seconds: float) -> dict[str, Any]:
     from distill.keyword.model import KeywordProbability
     from distill.models.profile import count_macs, count_params
 
@@ -183,7 +180,9 @@ def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], 
         "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
         "target_fa_per_hour": cfg.target_fa_per_hour,
         "sample_rate": SAMPLE_RATE, "window_samples": window, "window_s": window / SAMPLE_RATE,
-        "hop_s": hop / SAMPLE_RATE, "refractory_s": refractory_s,
+        "hop_s": round(cfg.calibration.hop_s * SAMPLE_RATE) / SAMPLE_RATE,
+        "refractory_s": cfg.calibration.refractory_s or window / SAMPLE_RATE,
+        "confirm_windows": cfg.calibration.confirm_windows,
         "params": count_params(student.model), "macs": macs, "macs_frontend": total - macs,
         "model": {"name": cfg.model.name, "preset": cfg.model.preset, "options": cfg.model.options},
         "features": dataclasses.asdict(c),

@@ -5,27 +5,30 @@
         for event in det.process(chunk):
             print(f"keyword at {event.time_s:.2f} s (score {event.score:.2f})")
 
-A window of the model's length is scored every ``hop_s`` (default 100 ms) of audio; an event fires when the
-score reaches the threshold, and no other fires until the score has fallen below it and ``refractory_s``
-(default: one window) has passed. ``time_s`` is the stream time at the end of the window that fired: the moment
+A window of the model's length is scored every ``hop_s`` (default 100 ms) of audio; an event fires when
+``confirm_windows`` consecutive window scores (default: the number the threshold was calibrated with) reach the
+threshold, and no other fires until the score has fallen below it and ``refractory_s`` (default: one window) has
+passed. The reported score is the lowest of those windows. ``time_s`` is the stream time at the end of the window that fired: the moment
 the detection was possible. Window positions are fixed on the stream (every hop from its start), so the
 events do not depend on how the audio was chunked.
 """
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from distill.errors import ConfigError, KwsError
+from distill.keyword.config import check_confirm
 from distill.keyword.model import read_meta
 from distill.keyword.scoring import OnnxScorer, Trigger
 
 
 class Event(NamedTuple):
     time_s: float  # stream time of the end of the window that fired
-    score: float  # keyword probability of that window
+    score: float  # keyword probability: the lowest over the confirming windows that end here
 
 
 class Detector:
@@ -36,12 +39,14 @@ class Detector:
         threshold: probability threshold; default the calibrated one in ``keyword.json``.
         hop_s: time between windows; a multiple of 10 ms keeps the windows on feature-frame boundaries.
         refractory_s: least time between two events; default the window length.
+        confirm_windows: consecutive windows at the threshold needed for an event; default from keyword.json.
         int8: use the quantized model.
         threads: onnxruntime intra-op threads.
     """
 
     def __init__(self, model_dir: str | Path, threshold: float | None = None, hop_s: float = 0.1,
-                 refractory_s: float | None = None, int8: bool = False, threads: int = 1) -> None:
+                 refractory_s: float | None = None, confirm_windows: int | None = None, int8: bool = False,
+                 threads: int = 1) -> None:
         self.model_dir = Path(model_dir)
         self.meta = read_meta(self.model_dir)
         self.sample_rate = int(self.meta["sample_rate"])
@@ -53,6 +58,8 @@ class Detector:
         if not model.is_file():
             raise KwsError(f"{model} not found" + (" (create the keyword with quantize=true)" if int8 else ""))
         self.threshold = float(self.meta["threshold"] if threshold is None else threshold)
+        self.confirm_windows = check_confirm(int(self.meta.get("confirm_windows", 1))
+                                            if confirm_windows is None else confirm_windows)
         refractory = self.window / self.sample_rate if refractory_s is None else refractory_s
         self.scorer = OnnxScorer(model, self.window, self.hop, threads)
         self.trigger = Trigger(self.threshold, int(round(refractory * self.sample_rate)))
@@ -66,7 +73,8 @@ class Detector:
         self._total = 0
         self._last_end: int | None = None
         self.trigger.reset()
-        self.scores: list[tuple[float, float]] = []  # (time_s, score) of every window scored
+        self._recent: deque[float] = deque(maxlen=self.confirm_windows)  # raw scores of the latest windows
+        self.scores: list[tuple[float, float]] = []  # (time_s, score) of every window scored, as confirmed
 
     def process(self, chunk: np.ndarray) -> list[Event]:
         """Append ``chunk`` (mono, 16 kHz, float in [-1, 1] or int16) and score every window it completes."""
@@ -112,8 +120,10 @@ class Detector:
     def _emit(self, ends: list[int], scores: list[float]) -> list[Event]:
         events = []
         self._last_end = ends[-1]
-        for end, score in zip(ends, scores):
+        for end, raw in zip(ends, scores):
             t = end / self.sample_rate
+            self._recent.append(raw)
+            score = min(self._recent)
             self.scores.append((t, score))
             if self.trigger.update(end, score):
                 events.append(Event(round(t, 4), float(score)))

@@ -18,8 +18,8 @@ from distill.audio import SAMPLE_RATE, load_audio
 from distill.errors import AudioError, KwsError
 from distill.keyword.config import EvalConfig
 from distill.keyword.model import load_model, read_meta
-from distill.keyword.scoring import (Det, OnnxScorer, TorchScorer, det_curve, embed_positives, hours_of,
-                                     positive_maxima)
+from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
+                                     hours_of, positive_maxima)
 from distill.progress import info, track
 
 
@@ -72,6 +72,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
     hop = int(round(cfg.hop_s * sr))
     refractory = int(round((cfg.refractory_s or meta.get("refractory_s") or window / sr) * sr))
+    confirm_windows = cfg.confirm_windows or int(meta.get("confirm_windows", 1))
     if positives is None:
         if not cfg.positives or not cfg.negatives:
             raise KwsError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
@@ -93,6 +94,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
             scorer = TorchScorer(clf, window, hop)
         else:
             scorer = OnnxScorer(path, window, hop, cfg.threads)
+        scorer = Confirmed(scorer, confirm_windows)
         neg, samples = [], 0
         for seg in track(list(segments(negatives)), f"negatives ({name})"):
             neg.append(scorer(seg))
@@ -109,6 +111,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
                "frr_at_1fa_per_hour": rows["float32"]["frr_at_1fa"],
                "frr_at_target": curves["float32"].best_frr(float(meta.get("target_fa_per_hour", 0.5))),
                "int8": rows.get("int8"), "hop_s": hop / sr, "refractory_s": refractory / sr,
+               "confirm_windows": confirm_windows,
                "snr_db": list(cfg.snr_db), "backend": cfg.backend}
     write(out, metrics, curves, rows, threshold, meta, cfg)
     return {"dir": str(out), "metrics": metrics}
@@ -126,6 +129,7 @@ def write(out: Path, metrics: dict[str, Any], curves: dict[str, Det], rows, thre
     notes = [f"positives: {cfg.positives or '(given)'}, each inside {cfg.context_s:g} s of background before and "
              f"after (noise or other speech from the negatives) at {cfg.snr_db[0]:g}-{cfg.snr_db[1]:g} dB SNR",
              f"negatives: {cfg.negatives or '(given)'}, {metrics['hours_negative']:.3f} h concatenated; "
-             f"hop {metrics['hop_s']:g} s, refractory {metrics['refractory_s']:g} s",
+             f"hop {metrics['hop_s']:g} s, refractory {metrics['refractory_s']:g} s, an event needs "
+             f"{metrics['confirm_windows']} consecutive windows at the threshold",
              f"threshold {threshold:.4f} (calibrated at create for {meta.get('target_fa_per_hour')} FA/h)"]
     write_eval_report(out / "report.md", f"Keyword `{meta['name']}` evaluation", rows, notes, "det.png")

@@ -63,7 +63,8 @@ def write_create_report(path: Path, meta: dict[str, Any], rows: dict[str, dict[s
         f"{meta['calibration']['n_positive']} held-out positives",
         f"- model: {meta['model']['name']} {meta['model'].get('preset') or ''}, {meta['params']:,} parameters, "
         f"{meta['macs']:,} MACs per window ({meta['macs_frontend']:,} more in the frontend); window "
-        f"{meta['window_s']:g} s every {meta['hop_s']:g} s, refractory {meta['refractory_s']:g} s",
+        f"{meta['window_s']:g} s every {meta['hop_s']:g} s, refractory {meta['refractory_s']:g} s, an event needs "
+        f"{meta.get('confirm_windows', 1)} consecutive windows at the threshold",
         f"- training clips: {c['train_positives']:,} positives "
         f"({', '.join(f'{k} {v:,}' for k, v in c['positives_by_source'].items())}), "
         f"{c['train_negatives']:,} negatives ({', '.join(f'{k} {v:,}' for k, v in c['negatives_by_source'].items())})",

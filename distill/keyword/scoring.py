@@ -85,6 +85,30 @@ def probability(logits: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- events
 
 
+def confirm(scores: np.ndarray, windows: int) -> np.ndarray:
+    """Posterior smoothing: each window's score becomes the lowest of the last ``windows`` window scores
+    (fewer at the start of a stream), so an event needs ``windows`` consecutive windows at the threshold.
+
+    A keyword stays inside the sliding window for several hops; a brief keyword-like sound usually does not.
+    ``windows=1`` returns the scores unchanged.
+    """
+    x = np.asarray(scores, dtype=np.float32)
+    if windows <= 1 or x.size == 0:
+        return x
+    padded = np.concatenate([np.full(windows - 1, np.inf, np.float32), x])
+    return np.lib.stride_tricks.sliding_window_view(padded, windows).min(axis=-1)
+
+
+class Confirmed:
+    """A scorer (audio -> window scores) followed by ``confirm``."""
+
+    def __init__(self, scorer, windows: int) -> None:
+        self.scorer, self.confirm_windows = scorer, windows
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        return confirm(self.scorer(audio), self.confirm_windows)
+
+
 class Trigger:
     """Turns window scores into events: fire when the score reaches the threshold, then stay quiet until the
     score has dropped below it again and ``refractory`` samples have passed, so one utterance gives one event."""
