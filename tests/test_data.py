@@ -89,6 +89,16 @@ def test_load_clips_skips_bad_files_and_caches(tiny_sc, tmp_path, monkeypatch):
     assert [it.path for it in again.items] == [it.path for it in data.items]
 
 
+def test_load_clips_cache_is_per_feature_config(tiny_sc, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
+    s = build_splits(DataConfig(root=str(tiny_sc), val_percent=0, test_percent=0))
+    full = load_clips(s.train, s.labels, 16000, Frontend(FeatureConfig(cmn=True, cmn_keep_level=False)))
+    kept = load_clips(s.train, s.labels, 16000, Frontend(FeatureConfig(cmn=True)))
+    assert len(list((tmp_path / "cache" / "clips").glob("*.safetensors"))) == 2
+    # the second read computed its own features: the clips' levels are still in them
+    assert full.feats.mean(dim=-1).abs().max() < 1e-3 < kept.feats.mean(dim=-1).abs().max()
+
+
 def test_load_clips_cache_respects_label_order(tiny_sc, tmp_path, monkeypatch):
     # The same files read with another label order (a manifest sorts labels differently from speech_commands)
     # must give class indices in that order, not the indices cached by the first read.

@@ -1,7 +1,8 @@
 """Clips decoded once and clean features computed once, in memory and in an on-disk cache.
 
-The cache key covers every file's path, size and mtime, the label order, the clip length and the feature config,
-so a changed file or setting never reuses stale features.
+The cache key covers every file's path, size and mtime, the label order, the clip length, the feature config and
+``FEATURES_VERSION``, so a changed file or setting never reuses stale features. Bump ``FEATURES_VERSION`` whenever
+the frontend computes different numbers for the same config.
 """
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from distill.data import SILENCE, Item
 from distill.errors import AudioError
 from distill.features import Frontend
 from distill.progress import info, track
+
+
+FEATURES_VERSION = 2  # 2: features.cmn_keep_level
 
 
 def cache_dir() -> Path:
@@ -65,7 +69,7 @@ def _read(item: Item, num_samples: int) -> np.ndarray:
 def _key(items: list[Item], labels: list[str], num_samples: int, frontend: Frontend) -> str:
     h = hashlib.sha1()
     # The label order is part of the key: the cache stores class indices, not names.
-    h.update(json.dumps([num_samples, dataclasses.asdict(frontend.config), labels]).encode())
+    h.update(json.dumps([FEATURES_VERSION, num_samples, dataclasses.asdict(frontend.config), labels]).encode())
     for it in items:
         try:
             st = os.stat(it.path)
