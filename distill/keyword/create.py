@@ -147,8 +147,8 @@ def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData
 
     def run(scorer, what: str) -> Det:
         stream = ds.compose_stream(data.stream_clips, data.stream_audio, total_s, cfg.seed, cfg.noise.dir)
-        return calibrate(Confirmed(scorer, cfg.calibration.confirm_windows), stream, total_s, data.heldout_positives, background, window, hop, refractory,
-                         cfg.seed, what)
+        return calibrate(Confirmed(scorer, cfg.calibration.confirm_windows), stream, total_s, data.heldout_positives,
+                         background, window, hop, refractory, cfg.seed, what)
 
     # float scores from the torch graph (frames shared between windows: fast); export checked it equals the ONNX
     det = run(TorchScorer(student, window, hop), "float")

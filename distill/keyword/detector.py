@@ -8,9 +8,9 @@
 A window of the model's length is scored every ``hop_s`` (default 100 ms) of audio; an event fires when
 ``confirm_windows`` consecutive window scores (default: the number the threshold was calibrated with) reach the
 threshold, and no other fires until the score has fallen below it and ``refractory_s`` (default: one window) has
-passed. The reported score is the lowest of those windows. ``time_s`` is the stream time at the end of the window that fired: the moment
-the detection was possible. Window positions are fixed on the stream (every hop from its start), so the
-events do not depend on how the audio was chunked.
+passed. The reported score is the lowest of those windows. ``time_s`` is the stream time at the end of the window
+that fired: the moment the detection was possible. Window positions are fixed on the stream (every hop from its
+start), so the events do not depend on how the audio was chunked.
 """
 from __future__ import annotations
 
