@@ -54,7 +54,8 @@ def main() -> None:
     print("\n| threshold | keyword clips above | negative clips above |\n|---:|---:|---:|")
     for t in (0.5, 0.9, 0.99, 0.999):
         print(f"| {t} | {100 * np.mean(pos >= t):.1f}% | {int(np.sum(scores >= t))} |")
-    print(f"\nkeyword clips above the highest negative clip ({scores.max():.5f}): {100 * np.mean(pos > scores.max()):.1f}%")
+    top = scores.max()
+    print(f"\nkeyword clips above the highest negative clip ({top:.5f}): {100 * np.mean(pos > top):.1f}%")
 
 
 if __name__ == "__main__":
