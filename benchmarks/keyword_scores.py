@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from distill.audio import load_audio
+from distill.keyword.config import confirm_windows_for
 from distill.keyword.model import load_model
 from distill.keyword.scoring import Confirmed, TorchScorer
 
@@ -33,7 +34,7 @@ def main() -> None:
     torch.set_num_threads(1)
     clf, meta = load_model(Path(args.model_dir))
     window = meta["window_samples"]
-    confirm = args.confirm or int(meta.get("confirm_windows", 1))
+    confirm = confirm_windows_for(meta, args.confirm)
     scorer = Confirmed(TorchScorer(clf, window, int(round(meta["hop_s"] * 16000))), confirm)
     pad = np.zeros(window // 2, np.float32)
 

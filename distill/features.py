@@ -121,12 +121,11 @@ class Frontend(nn.Module):
                              persistent=False)
         if c.kind == "mfcc":
             self.register_buffer("dct", dct_matrix(c.n_mels, c.n_mfcc).float(), persistent=False)
-        # which feature rows CMN centres: all of them, or (keep_level) all but the level: c0 of an MFCC, and for
-        # log-mel the band means minus their average over bands
-        level_row = torch.zeros(c.n_features, 1)
-        if c.cmn_keep_level and c.kind == "mfcc":
-            level_row[0] = 1.0
-        self.register_buffer("cmn_keep_row", level_row, persistent=False)
+        # the level direction in feature space: a constant over log-mel bands, which the orthonormal DCT maps to c0
+        level = torch.full((c.n_mels, 1), 1.0 / math.sqrt(c.n_mels), dtype=torch.float64)
+        if c.kind == "mfcc":
+            level = dct_matrix(c.n_mels, c.n_mfcc) @ level
+        self.register_buffer("level", level.float(), persistent=False)
         self.register_buffer("mean", torch.zeros(c.n_features))
         self.register_buffer("std", torch.ones(c.n_features))
 
@@ -159,10 +158,10 @@ class Frontend(nn.Module):
         c = self.config
         if not c.cmn:
             return feats
-        mean = feats.mean(dim=-1, keepdim=True)
-        if c.cmn_keep_level and c.kind == "logmel":
-            mean = mean - mean.mean(dim=-2, keepdim=True)
-        return feats - mean * (1.0 - self.cmn_keep_row)
+        mean = feats.mean(dim=-1, keepdim=True)  # (..., F, 1)
+        if c.cmn_keep_level:  # leave the component of the mean along the level direction
+            mean = mean - self.level * (mean * self.level).sum(dim=-2, keepdim=True)
+        return feats - mean
 
     def extract(self, wave: torch.Tensor) -> torch.Tensor:
         """Un-normalised features of whole clips: ``(B, S)`` -> ``(B, F, T)``."""

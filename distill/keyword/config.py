@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from distill.audio import SAMPLE_RATE
 from distill.config import KDConfig, TrainConfig
 from distill.errors import ConfigError, KwsError
 from distill.features import FeatureConfig
@@ -32,6 +33,11 @@ def check_confirm(windows: int) -> int:
     if not isinstance(windows, int) or isinstance(windows, bool) or not 1 <= windows <= 50:
         raise ConfigError(f"confirm_windows must be a whole number of windows in 1..50, got {windows!r}")
     return windows
+
+
+def confirm_windows_for(meta: dict[str, Any], override: int | None = None) -> int:
+    """``override`` if given, else the number a keyword was calibrated with (1 for keywords made before it)."""
+    return check_confirm(int(meta.get("confirm_windows", 1)) if override is None else override)
 
 
 @dataclass
@@ -99,6 +105,14 @@ class CalibrationSection:
     hop_s: float = 0.1
     refractory_s: Optional[float] = None  # default: the window length
     confirm_windows: int = 3  # an event needs this many consecutive windows at the threshold (1: any window)
+
+    def hop(self) -> int:
+        """Samples between windows."""
+        return int(round(self.hop_s * SAMPLE_RATE))
+
+    def refractory(self, window: int) -> int:
+        """Least samples between two events (default: one window)."""
+        return int(round(self.refractory_s * SAMPLE_RATE)) if self.refractory_s else window
 
 
 @dataclass

@@ -140,8 +140,7 @@ def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData
     """Threshold for the target FA rate on the float model; the int8 model measured at the same threshold."""
     from distill.keyword.quantize import latency_ms, quantize, size_kb
 
-    hop = int(round(cfg.calibration.hop_s * SAMPLE_RATE))
-    refractory = int(round((cfg.calibration.refractory_s or window / SAMPLE_RATE) * SAMPLE_RATE))
+    hop, refractory = cfg.calibration.hop(), cfg.calibration.refractory(window)
     background = background_fn(cfg.noise.dir, data.stream_clips)
     total_s = cfg.calibration.hours * 3600
 
@@ -180,8 +179,7 @@ def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], 
         "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
         "target_fa_per_hour": cfg.target_fa_per_hour,
         "sample_rate": SAMPLE_RATE, "window_samples": window, "window_s": window / SAMPLE_RATE,
-        "hop_s": round(cfg.calibration.hop_s * SAMPLE_RATE) / SAMPLE_RATE,
-        "refractory_s": cfg.calibration.refractory_s or window / SAMPLE_RATE,
+        "hop_s": cfg.calibration.hop() / SAMPLE_RATE, "refractory_s": cfg.calibration.refractory(window) / SAMPLE_RATE,
         "confirm_windows": cfg.calibration.confirm_windows,
         "params": count_params(student.model), "macs": macs, "macs_frontend": total - macs,
         "model": {"name": cfg.model.name, "preset": cfg.model.preset, "options": cfg.model.options},

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from distill.errors import ConfigError, KwsError
-from distill.keyword.config import check_confirm
+from distill.keyword.config import confirm_windows_for
 from distill.keyword.model import read_meta
 from distill.keyword.scoring import OnnxScorer, Trigger
 
@@ -58,8 +58,7 @@ class Detector:
         if not model.is_file():
             raise KwsError(f"{model} not found" + (" (create the keyword with quantize=true)" if int8 else ""))
         self.threshold = float(self.meta["threshold"] if threshold is None else threshold)
-        self.confirm_windows = check_confirm(int(self.meta.get("confirm_windows", 1))
-                                            if confirm_windows is None else confirm_windows)
+        self.confirm_windows = confirm_windows_for(self.meta, confirm_windows)
         refractory = self.window / self.sample_rate if refractory_s is None else refractory_s
         self.scorer = OnnxScorer(model, self.window, self.hop, threads)
         self.trigger = Trigger(self.threshold, int(round(refractory * self.sample_rate)))

@@ -16,7 +16,7 @@ import numpy as np
 
 from distill.audio import SAMPLE_RATE, load_audio
 from distill.errors import AudioError, KwsError
-from distill.keyword.config import EvalConfig
+from distill.keyword.config import EvalConfig, confirm_windows_for
 from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
                                      hours_of, positive_maxima)
@@ -72,7 +72,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
     hop = int(round(cfg.hop_s * sr))
     refractory = int(round((cfg.refractory_s or meta.get("refractory_s") or window / sr) * sr))
-    confirm_windows = cfg.confirm_windows or int(meta.get("confirm_windows", 1))
+    confirm_windows = confirm_windows_for(meta, cfg.confirm_windows)
     if positives is None:
         if not cfg.positives or not cfg.negatives:
             raise KwsError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
