@@ -29,7 +29,7 @@ def _run(argv: list[str]) -> int:
 
         print(OmegaConf.to_yaml(compose([a for a in argv if a != "--cfg"])))
         return 0
-    from distill.pipeline import run
+    from distill.pipeline import run, with_run_dir
 
     if "--config" in argv:  # a complete saved config (config.yaml, best.yaml) plus key=value overrides
         i = argv.index("--config")
@@ -38,6 +38,7 @@ def _run(argv: list[str]) -> int:
         cfg = load_config_file(argv[i + 1], argv[:i] + argv[i + 2 :])
     else:
         cfg = load_run_config(argv)
+    cfg = with_run_dir(cfg)  # the folder the table names, also when run.dir was not given
     metrics = run(cfg)
     _print_table(metrics, cfg.run.dir)
     return 0

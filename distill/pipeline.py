@@ -172,15 +172,21 @@ def train_stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
     return clf
 
 
+def with_run_dir(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``run.dir`` set: as given, else ``runs/<date-time>``."""
+    if cfg.run.dir:
+        return cfg
+    if cfg.resume:
+        raise ConfigError("resume=true needs run.dir=<the folder of the run to continue>")
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=f"runs/{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Run the whole job and write config.yaml, metrics.json, report.md, PNGs and checkpoints to run.dir."""
-    cfg = resolve_data_root(cfg)
+    cfg = with_run_dir(resolve_data_root(cfg))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.resume and not cfg.run.dir:
-        raise ConfigError("resume=true needs run.dir=<the folder of the run to continue>")
-    run_dir = Path(cfg.run.dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
-    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=str(run_dir)))
+    run_dir = Path(cfg.run.dir)
     preflight(cfg)
     seed_everything(cfg.seed)
     prep = prepare(cfg)  # before the run folder exists, so a bad data.root leaves nothing behind

@@ -96,3 +96,13 @@ def test_run_without_data_root_explains(monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "_default_dataset", lambda: None)  # as without synth/'s engines
     code = main(["run", "train.epochs=1"])
     assert code == 2 and "data.root" in capsys.readouterr().err
+
+
+def test_run_without_run_dir_names_the_folder_it_wrote(tiny_sc, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *TINY_RUN, f"data.root={tiny_sc}", "baseline=false"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "metrics.json").is_file()
+    captured = capsys.readouterr()
+    assert f"results in runs/{run_dir.name}" in captured.out + captured.err
