@@ -127,7 +127,7 @@ def main() -> None:
             m = ev["metrics"]
             row = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "frr_at_1fa": m["frr_at_1fa_per_hour"],
                    "threshold": m["threshold"], "hours_negative": m["hours_negative"], "n_positive": m["n_positive"],
-                   "heldout_frr": meta["calibration"]["frr"], "params": meta["params"],
+                   "by_background": m["by_background"], "heldout_frr": meta["calibration"]["frr"], "params": meta["params"],
                    "create_s": round(t_create), "command": "distill keyword create " + " ".join(argv)}
             if m.get("int8"):
                 row["int8"] = m["int8"]
@@ -152,6 +152,10 @@ def table(results: dict) -> None:
         word, name = key.split("/", 1)
         print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | {100 * r['frr_at_1fa']:.1f}% | "
               f"{r['hours_negative']:.3f} | {r['n_positive']} |")
+    for key, r in results.items():
+        if "by_background" in r:
+            print(f"{key}: best FRR at <= 1 FA/h by background: " + ", ".join(
+                f"{kind} {100 * b['frr_at_1fa']:.1f}% ({b['n_positive']})" for kind, b in r["by_background"].items()))
     for key, r in results.items():
         if "int8" in r:
             q = r["int8"]

@@ -243,6 +243,10 @@ def test_eval_writes_metrics(keyword_dir, tmp_path):
     assert {"frr", "fa_per_hour", "threshold", "hours_negative", "n_positive"} <= set(m)
     assert m["n_positive"] == 6 and m["hours_negative"] == pytest.approx(40 / 3600, rel=1e-3)
     assert 0 <= m["frr"] <= 1 and m["int8"] is not None
+    by = m["by_background"]  # each positive in noise or in other speech from the negatives
+    assert set(by) <= {"noise", "speech"} and sum(r["n_positive"] for r in by.values()) == 6
+    assert sum(r["n_positive"] * r["frr"] for r in by.values()) / 6 == pytest.approx(m["frr"])
+    assert "FRR by background" in (out / "report.md").read_text()
     assert (out / "det.png").stat().st_size > 1000
 
 

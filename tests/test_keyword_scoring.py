@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill.keyword.scoring import (Trigger, confirm, det_curve, embed_positives, event_indices, positive_maxima,
-                                     window_starts)
+from distill.keyword.scoring import (Trigger, confirm, det_curve, embed_positives, event_indices, frr_by_kind,
+                                     positive_maxima, window_starts)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -53,13 +53,21 @@ def test_det_curve_and_calibration():
     th2 = det.calibrate(2.0)  # two false accepts an hour allowed: just above the third highest
     assert 0.8 < th2 <= 0.8 + 1e-6 and det.at(th2)[1] == 2.0
     assert det.best_frr(1.0) <= frr
+    # the low-scoring positives are all "speech": each kind's FRR, and together they give the whole set's
+    kinds = ["noise"] * 90 + ["speech"] * 10
+    by = frr_by_kind(det, pos, kinds, th)
+    assert by["noise"] == {"n_positive": 90, "frr": 0.0, "frr_at_1fa": 0.0}
+    assert by["speech"]["frr"] == 1.0 and by["speech"]["frr_at_1fa"] == 1.0
+    assert (90 * by["noise"]["frr_at_1fa"] + 10 * by["speech"]["frr_at_1fa"]) / 100 == pytest.approx(det.best_frr(1.0))
 
 
 def test_embedded_positive_is_found_by_its_windows():
     window, hop = 16000, 1600
     clip = np.zeros(8000, np.float32)
-    stream, spans = embed_positives([clip, clip], lambda n, r: np.ones(n), 16000, (10, 10), np.random.default_rng(0))
+    stream, spans, kinds = embed_positives([clip, clip], lambda n, r: (np.ones(n), "noise"), 16000, (10, 10),
+                                           np.random.default_rng(0))
     assert stream.size == 2 * (8000 + 32000) and spans == [(16000, 24000), (56000, 64000)]
+    assert kinds == ["noise", "noise"]
     n_windows = len(window_starts(stream.size, window, hop))
     scores = np.zeros(n_windows, np.float32)
     scores[(56000 - 4000) // hop] = 0.7  # a window holding the second clip

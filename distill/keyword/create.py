@@ -39,21 +39,23 @@ def output_dir(cfg: CreateConfig) -> Path:
     return out
 
 
-def background_fn(noise_dir: str | None, speech: list[np.ndarray]) -> Callable[[int, np.random.Generator], np.ndarray]:
-    """Audio to embed positives in: noise (recordings or coloured), or other speech, half the time each."""
+def background_fn(noise_dir: str | None, speech: list[np.ndarray]
+                  ) -> Callable[[int, np.random.Generator], tuple[np.ndarray, str]]:
+    """Audio to embed positives in, with its kind: ``"noise"`` (recordings or coloured) or ``"speech"`` (other
+    speech, end to end), half the time each."""
     from synth.augment import NoiseConfig, NoiseSource
 
     source = NoiseSource(NoiseConfig(dir=noise_dir))
 
-    def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+    def draw(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         if speech and rng.random() < 0.5:
             parts, total = [], 0
             while total < n:
                 clip = speech[int(rng.integers(len(speech)))]
                 parts.append(clip)
                 total += clip.size
-            return np.concatenate(parts)[:n]
-        return source.sample(n, rng)[0]
+            return np.concatenate(parts)[:n], "speech"
+        return source.sample(n, rng)[0], "noise"
 
     return draw
 
@@ -68,7 +70,7 @@ def calibrate(scorer, stream_segments, total_s: float, positives: list[np.ndarra
             neg.append(scorer(seg))
             samples += seg.size
             bar.advance(task, seg.size / SAMPLE_RATE / 60)
-    stream, spans = embed_positives(positives, background, window // 2, (5.0, 25.0),
+    stream, spans, _ = embed_positives(positives, background, window // 2, (5.0, 25.0),
                                     np.random.default_rng([seed, 5]))
     pos = positive_maxima(scorer(stream), spans, window, hop) if spans else np.zeros(0)
     return det_curve(neg, hours_of(samples), pos, max(1, refractory // hop))

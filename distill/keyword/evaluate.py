@@ -19,7 +19,7 @@ from distill.errors import AudioError, KwsError
 from distill.keyword.config import EvalConfig, confirm_windows_for
 from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
-                                     hours_of, positive_maxima)
+                                     frr_by_kind, hours_of, positive_maxima)
 from distill.progress import info, track
 
 
@@ -83,11 +83,12 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     out.mkdir(parents=True, exist_ok=True)
     background = background_fn(cfg.noise.dir, negatives)
     rng = np.random.default_rng([cfg.seed, 11])
-    stream, spans = embed_positives(positives, background, int(cfg.context_s * sr), tuple(cfg.snr_db), rng)
+    stream, spans, kinds = embed_positives(positives, background, int(cfg.context_s * sr), tuple(cfg.snr_db), rng)
     models = {"float32": model_dir / "model.onnx"}
     if cfg.int8 and (model_dir / "model.int8.onnx").is_file():
         models["int8"] = model_dir / "model.int8.onnx"
     curves: dict[str, Det] = {}
+    maxima: dict[str, np.ndarray] = {}
     for name, path in models.items():
         if cfg.backend == "torch" and name == "float32":
             clf, _ = load_model(model_dir)
@@ -99,8 +100,8 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
         for seg in track(list(segments(negatives)), f"negatives ({name})"):
             neg.append(scorer(seg))
             samples += seg.size
-        pos = positive_maxima(scorer(stream), spans, window, hop)
-        curves[name] = det_curve(neg, hours_of(samples), pos, max(1, refractory // hop))
+        maxima[name] = positive_maxima(scorer(stream), spans, window, hop)
+        curves[name] = det_curve(neg, hours_of(samples), maxima[name], max(1, refractory // hop))
     threshold = float(meta["threshold"])
     rows = {}
     for name, det in curves.items():
@@ -110,6 +111,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
                "hours_negative": curves["float32"].hours, "n_positive": curves["float32"].n_positive,
                "frr_at_1fa_per_hour": rows["float32"]["frr_at_1fa"],
                "frr_at_target": curves["float32"].best_frr(float(meta.get("target_fa_per_hour", 0.5))),
+               "by_background": frr_by_kind(curves["float32"], maxima["float32"], kinds, threshold),
                "int8": rows.get("int8"), "hop_s": hop / sr, "refractory_s": refractory / sr,
                "confirm_windows": confirm_windows,
                "snr_db": list(cfg.snr_db), "backend": cfg.backend}
@@ -131,5 +133,8 @@ def write(out: Path, metrics: dict[str, Any], curves: dict[str, Det], rows, thre
              f"negatives: {cfg.negatives or '(given)'}, {metrics['hours_negative']:.3f} h concatenated; "
              f"hop {metrics['hop_s']:g} s, refractory {metrics['refractory_s']:g} s, an event needs "
              f"{metrics['confirm_windows']} consecutive windows at the threshold",
-             f"threshold {threshold:.4f} (calibrated at create for {meta.get('target_fa_per_hour')} FA/h)"]
+             f"threshold {threshold:.4f} (calibrated at create for {meta.get('target_fa_per_hour')} FA/h)",
+             "float32 FRR by background (at the threshold / best at <= 1 FA/h): " + "; ".join(
+                 f"{kind} {100 * r['frr']:.1f}% / {100 * r['frr_at_1fa']:.1f}% ({r['n_positive']} positives)"
+                 for kind, r in metrics["by_background"].items())]
     write_eval_report(out / "report.md", f"Keyword `{meta['name']}` evaluation", rows, notes, "det.png")

@@ -202,20 +202,22 @@ def det_curve(negative_scores: Iterable[np.ndarray], hours: float, positive_scor
 
 
 def embed_positives(clips: list[np.ndarray], background, context: int, snr_db: tuple[float, float],
-                    rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]]]:
+                    rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
     """One stream with each positive clip inside ``context`` samples of background before and after.
 
     Args:
-        background: ``(n, rng) -> (n,)`` background audio (noise or other speech), any level.
+        background: ``(n, rng) -> ((n,) audio, kind)``: background audio at any level, and what it is
+            (``"noise"``, ``"speech"``).
         snr_db: range of the positive-to-background ratio, drawn per clip.
 
     Returns:
-        (stream, [(start, end) sample span of each positive]).
+        (stream, [(start, end) sample span of each positive], [background kind of each positive]).
     """
-    parts, spans, pos = [], [], 0
+    parts, spans, kinds, pos = [], [], [], 0
     for clip in clips:
         n = clip.size + 2 * context
-        bg = background(n, rng).astype(np.float64)
+        bg, kind = background(n, rng)
+        bg = bg.astype(np.float64)
         p_clip = float(np.mean(clip.astype(np.float64) ** 2))
         p_bg = float(np.mean(bg ** 2))
         snr = rng.uniform(*snr_db)
@@ -224,8 +226,24 @@ def embed_positives(clips: list[np.ndarray], background, context: int, snr_db: t
         seg[context : context + clip.size] += clip
         parts.append(np.clip(seg, -1, 1).astype(np.float32))
         spans.append((pos + context, pos + context + clip.size))
+        kinds.append(kind)
         pos += n
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), spans
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), spans, kinds
+
+
+def frr_by_kind(det: Det, positive_scores: np.ndarray, kinds: list[str], threshold: float,
+                max_fa_per_hour: float = 1.0) -> dict[str, dict[str, float]]:
+    """FRR of each kind of positive at ``threshold``, and at the lowest threshold of ``det`` within
+    ``max_fa_per_hour`` (where the whole set reaches ``det.best_frr``)."""
+    ok = det.fa_per_hour <= max_fa_per_hour + 1e-12
+    lowest = float(det.thresholds[ok].min()) if ok.any() else np.inf
+    pos, kinds_ = np.asarray(positive_scores), np.asarray(kinds)
+    out = {}
+    for kind in sorted(set(kinds)):
+        p = pos[kinds_ == kind]
+        out[kind] = {"n_positive": int(p.size), "frr": float(np.mean(p < threshold)),
+                     f"frr_at_{max_fa_per_hour:g}fa": float(np.mean(p < lowest))}
+    return out
 
 
 def positive_maxima(scores: np.ndarray, spans: list[tuple[int, int]], window: int, hop: int) -> np.ndarray:
