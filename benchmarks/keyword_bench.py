@@ -13,7 +13,7 @@ Reports FRR at the threshold calibrated by ``create`` (on synthetic held-out aud
 FA/h it gives on real negatives, and the best FRR at <= 1 FA/h read from the real DET curve; int8 for the
 full configuration; and the ``Detector`` real-time factor on one core.
 
-    python benchmarks/keyword_bench.py [--words left,off,stop] [--out bench_out/keyword] [--quick] [KEY=VALUE ...]
+    python benchmarks/keyword_bench.py [--words left,off,stop] [--out bench_out/keyword] [--reeval] [KEY=VALUE ...]
 
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out/keyword")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--enrol", type=int, default=5)
+    ap.add_argument("--reeval", action="store_true",
+                    help="evaluate the keyword folders already in --out again instead of creating them")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     import torch
@@ -111,7 +113,7 @@ def main() -> None:
               flush=True)
         for name in args.configs.split(","):
             key = f"{word}/{name}"
-            if key in results:
+            if key in results and not args.reeval:
                 print(f"  {name:16s} (done) {results[key]}")
                 continue
             tts_pos, kd = CONFIGS[name]
@@ -119,9 +121,14 @@ def main() -> None:
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
                     "force=true", "threads=1", f"quantize={str(name == 'tts+kd').lower()}", *args.overrides,
                     *([] if tts_pos else ["tts.n=0"]), *(["teacher=auto"] if kd else [])]  # the configuration wins
-            t0 = time.time()
-            meta = create(parse_args(CreateConfig, argv, ["name"], "create"))
-            t_create = time.time() - t0
+            if args.reeval:  # the folder's own create command and time, from the summary that made it
+                meta = json.loads((model_dir / "keyword.json").read_text())
+                made = results.get(key, {})
+                argv, t_create = made.get("command", "").split()[3:] or argv, made.get("create_s", 0)
+            else:
+                t0 = time.time()
+                meta = create(parse_args(CreateConfig, argv, ["name"], "create"))
+                t_create = time.time() - t0
             ev = run_eval(EvalConfig(model_dir=str(model_dir), out=str(model_dir / "eval_real"), backend="torch",
                                      int8=name == "tts+kd", threads=1), pos_audio, neg_audio)
             m = ev["metrics"]
