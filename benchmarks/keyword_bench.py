@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench_out/keyword")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--enrol", type=int, default=5)
+    ap.add_argument("--seeds", default="0", help="create every model once per seed (seed=S); the table gives "
+                    "the spread: best FRR at <= 1 FA/h rests on the few highest-scoring negatives and varies a lot")
     ap.add_argument("--reeval", action="store_true",
                     help="evaluate the keyword folders already in --out again instead of creating them")
     ap.add_argument("overrides", nargs="*")
@@ -111,16 +113,17 @@ def main() -> None:
         print(f"\n{word}: enrol speaker {spk} ({len(enrol)} clips); {len(positives)} positives from other "
               f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
               flush=True)
-        for name in args.configs.split(","):
-            key = f"{word}/{name}"
+        for name, seed in [(n, int(s)) for n in args.configs.split(",") for s in args.seeds.split(",")]:
+            key = f"{word}/{name}" + (f"/seed{seed}" if seed else "")
             if key in results and not args.reeval:
-                print(f"  {name:16s} (done) {results[key]}")
+                print(f"  {key:24s} (done) {results[key]}")
                 continue
             tts_pos, kd = CONFIGS[name]
-            model_dir = out / word / name.replace(" ", "_").replace("+", "_")
+            model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else ""))
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
                     "force=true", "threads=1", f"quantize={str(name == 'tts+kd').lower()}", *args.overrides,
-                    *([] if tts_pos else ["tts.n=0"]), *(["teacher=auto"] if kd else [])]  # the configuration wins
+                    *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
+                    *(["teacher=auto"] if kd else [])]  # the configuration wins
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})
@@ -143,7 +146,7 @@ def main() -> None:
                 stream = np.concatenate(neg_audio)[: 16000 * 120]
                 row["rtf_fp32"], row["rtf_int8"] = rtf(model_dir, stream, False), rtf(model_dir, stream, True)
             results[key] = row
-            print(f"  {name:16s} FRR {100 * row['frr']:5.1f}% at {row['fa_per_hour']:.2f} FA/h (calibrated), "
+            print(f"  {key:24s} FRR {100 * row['frr']:5.1f}% at {row['fa_per_hour']:.2f} FA/h (calibrated), "
                   f"best FRR at <=1 FA/h {100 * row['frr_at_1fa']:5.1f}%  [create {t_create / 60:.1f} min]",
                   flush=True)
             out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +162,13 @@ def table(results: dict) -> None:
         word, name = key.split("/", 1)
         print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | {100 * r['frr_at_1fa']:.1f}% | "
               f"{r['hours_negative']:.3f} | {r['n_positive']} |")
+    by_config: dict[str, list[float]] = {}
+    for key, r in results.items():
+        by_config.setdefault(key.split("/seed")[0], []).append(r["frr_at_1fa"])
+    for key, frrs in by_config.items():
+        if len(frrs) > 1:
+            print(f"{key}: best FRR at <= 1 FA/h over {len(frrs)} seeds: mean {100 * np.mean(frrs):.1f}%, "
+                  f"range {100 * min(frrs):.1f}-{100 * max(frrs):.1f}%")
     for key, r in results.items():
         if "by_background" in r:
             print(f"{key}: best FRR at <= 1 FA/h by background: " + ", ".join(
