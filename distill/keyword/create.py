@@ -71,7 +71,7 @@ def calibrate(scorer, stream_segments, total_s: float, positives: list[np.ndarra
             samples += seg.size
             bar.advance(task, seg.size / SAMPLE_RATE / 60)
     stream, spans, _ = embed_positives(positives, background, window // 2, (5.0, 25.0),
-                                    np.random.default_rng([seed, 5]))
+                                       np.random.default_rng([seed, 5]))
     pos = positive_maxima(scorer(stream), spans, window, hop) if spans else np.zeros(0)
     return det_curve(neg, hours_of(samples), pos, max(1, refractory // hop))
 
