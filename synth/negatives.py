@@ -24,6 +24,12 @@ def builtin_words() -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
+def common_words(n: int | None = None) -> list[str]:
+    """The ``n`` most frequent English words (``synth/data/common_words.txt``, 1,000), most frequent first."""
+    text = resources.files("synth").joinpath("data/common_words.txt").read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")][:n]
+
+
 def phoneme_symbols(ipa: str) -> list[str]:
     """IPA string -> symbols, without stress marks and spaces; ``"ɔːl"`` -> ``["ɔː", "l"]``."""
     out: list[str] = []

@@ -135,6 +135,7 @@ def keyword_dir(tmp_path_factory):
     args = ["keyword", "create", "tone", "text=tone word", f"recordings={','.join(map(str, recs))}",
             f"negatives={root / 'negatives'}", f"out={root / 'out'}", "threads=1", "seed=0",
             f"tts.engines={tts_engines()}", "tts.n=0", "tts.words=24", "tts.phrases=0", "tts.generic_phrases=0",
+            "tts.common=6", "tts.per_common=3",
             "data.per_recording=60", "data.heldout_per_recording=4", "data.fragments_per_recording=10", "data.noise_clips=60", "train.epochs=12",
             "train.batch_size=32", "train.lr=0.02", "model.options.width=0.5", "calibration.hours=0.01"]
     assert main(args) == 0
@@ -158,6 +159,11 @@ def test_create_writes_a_complete_keyword_folder(keyword_dir):
     counts = meta["training_data"]
     assert counts["positives_by_source"] == {"recording": 180}
     assert counts["negatives_by_source"]["noise"] == 60 and counts["negatives_by_source"]["real"] > 0
+    if tts_engines():  # the 6 most frequent English words ("the", "to", ...), 3 utterances each, a class each
+        assert counts["negatives_by_source"]["tts:common:espeak"] == 18
+        labels = json.loads((out / "weights.json").read_text())["labels"]
+        assert labels[:2] == ["_other_", "tone"] and {"the", "to", "and"} <= set(labels[2:])
+        assert counts["word_classes"] == len(labels) - 2
     assert meta["int8"]["size_kb"] < meta["float32"]["size_kb"]
     assert "![DET curve](det.png)" in (out / "report.md").read_text()
 

@@ -94,3 +94,23 @@ def test_shared_frame_scoring_equals_window_by_window(cmn):
     scorer = TorchScorer(clf, window, hop, block_windows=7)
     np.testing.assert_allclose(scorer(stream), scorer.windows(
         np.lib.stride_tricks.sliding_window_view(stream, window)[::hop]), atol=1e-5)
+
+
+def test_keyword_probability_is_the_softmax_share_of_the_keyword_class():
+    import torch
+
+    from distill.keyword.dataset import OTHER, word_classes
+    from distill.keyword.scoring import probability
+
+    logits = torch.randn(64, 7) * 4
+    torch.testing.assert_close(probability(logits), torch.softmax(logits, 1)[:, 1])
+    two = logits[:, :2]
+    torch.testing.assert_close(probability(two), torch.sigmoid(two[:, 1] - two[:, 0]))
+    extreme = torch.tensor([[0.0, 200.0, -50.0], [300.0, -300.0, 0.0]])
+    assert torch.isfinite(probability(extreme)).all() and probability(extreme)[0] == 1.0
+
+    words = ["up", "up", "up", "on", "", "on", "go", "go", "go"]
+    classes, labels = word_classes(words, 3)
+    assert classes == ["go", "up"] and labels.tolist() == [3, 3, 3, OTHER, OTHER, OTHER, 2, 2, 2]
+    classes, labels = word_classes(words, 0)  # keyword vs other only
+    assert classes == [] and (labels == OTHER).all()

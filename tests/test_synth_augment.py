@@ -173,3 +173,20 @@ def test_pyroomacoustics_rooms_are_the_same_in_every_worker():
     a, b = (RirSource(RirConfig(backend="pyroomacoustics", bank=3)) for _ in range(2))
     assert len(a.bank) == 3 and all(np.array_equal(x[0], y[0]) for x, y in zip(a.bank, b.bank))
     assert all(rir[0] == 1.0 and rir.size > 100 for rir, _ in a.bank)
+
+
+def test_common_words_are_everyday_words_and_keyword_negatives_drop_the_keyword():
+    from distill.keyword.tts import common_negatives
+    from synth.negatives import common_words
+
+    words = common_words()
+    assert len(words) == 1000 and len(set(words)) == 1000 and words[0] == "the"
+    assert all(w.isalpha() and w.islower() for w in words) and common_words(50) == words[:50]
+    assert {"up", "on", "no", "go", "off"} <= set(common_words(200))
+    from synth.engines import ENGINES
+
+    if ENGINES.get("espeak").unavailable(ENGINES.get("espeak").Options()):
+        pytest.skip("espeak-ng phonemes not available")
+    negatives = common_negatives("no way", 200)
+    assert not {"no", "know", "way"} & set(negatives)  # the keyword's words and their homophones
+    assert {"up", "on", "go"} <= set(negatives) and len(negatives) < 200

@@ -61,6 +61,8 @@ class TTSSection:
     confusable_p: float = 0.4  # share of the single-word negatives drawn from confusable words
     phrases: int = 16  # utterances per confusable or generic phrase
     generic_phrases: int = 24  # random multi-word phrases spoken as negatives
+    common: int = 200  # the most frequent English words (not the keyword's), each spoken per_common times
+    per_common: int = 6
     heldout: float = 0.25  # held-out TTS utterances for calibration, as a share of n / words
     clone: bool = True  # clone the enrolment voice with coqui (XTTS / YourTTS) when that is installed
     clone_model: str = "tts_models/multilingual/multi-dataset/xtts_v2"
@@ -79,6 +81,9 @@ class DataSection:
     heldout_per_recording: int = 20  # fresh augmentations kept for calibration
     fragments_per_recording: int = 60  # negatives: the start or end of a recording, or all of it reversed
     fragment_share: list[float] = field(default_factory=lambda: [0.25, 0.5])  # of the trimmed recording
+    # one class per word among the TTS negatives with at least this many clips (0: keyword vs other only); the
+    # keyword probability is the keyword's share of the softmax over all classes
+    min_word_clips: int = 3
 
 
 @dataclass
@@ -90,8 +95,8 @@ class ModelSection:
 
 @dataclass
 class TeacherSection:
-    """KD targets: ``teacher=auto`` trains a larger binary model on the same clips; a run folder or checkpoint
-    is fine-tuned with a new two-class head first (its own classes are other words)."""
+    """KD targets: ``teacher=auto`` trains a larger model on the same clips and classes; a run folder or
+    checkpoint is fine-tuned with a new class layer first (its own classes are other words)."""
 
     model: str = "tcresnet"
     preset: Optional[str] = "tc-resnet14-1.5"

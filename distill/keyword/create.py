@@ -20,7 +20,7 @@ from distill.keyword.model import export
 from distill.keyword.recordings import load_recordings
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
                                      hours_of, positive_maxima)
-from distill.keyword.train import clip_data, make_teacher, train_student
+from distill.keyword.train import clip_data, labels_for, make_teacher, train_student
 from distill.progress import info, progress
 
 OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json", "keyword.json", "report.md",
@@ -123,6 +123,9 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
 def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     """Frontend statistics, the optional teacher, and the student; returns (student, teacher description)."""
     frontend = Frontend(cfg.features)
+    classes = labels_for(cfg.name, data.word_classes)
+    if data.word_classes:
+        info(f"{len(data.word_classes)} word classes among the negatives (data.min_word_clips={cfg.data.min_word_clips})")
     train = clip_data(data.train_waves, data.train_labels, frontend)
     frontend.fit_stats(train.feats)
     n_pos = len(data.heldout_positives)
@@ -133,8 +136,8 @@ def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     teacher, teacher_info = None, None
     if cfg.teacher:
         teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
-                                             window, frontend)
-    return train_student(cfg, train, val, window, frontend, teacher), teacher_info
+                                             window, frontend, classes)
+    return train_student(cfg, train, val, window, frontend, teacher, classes), teacher_info
 
 
 def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData, window: int

@@ -30,13 +30,14 @@ class KeywordData:
 
     window: int  # samples
     train_waves: np.ndarray  # (N, window)
-    train_labels: np.ndarray  # (N,) 0 other, 1 keyword
+    train_labels: np.ndarray  # (N,) 0 other, 1 keyword, 2.. the word classes
     train_sources: list[str]
     heldout_positives: list[np.ndarray]
     heldout_positive_sources: list[str]
     stream_clips: list[np.ndarray]  # held-out negatives the calibration stream is composed from
     stream_audio: list[np.ndarray] = field(default_factory=list)  # held-out real audio, used as it is
     notes: list[str] = field(default_factory=list)
+    word_classes: list[str] = field(default_factory=list)  # the classes after "other" and the keyword
 
     def counts(self) -> dict:
         def by_source(sources: list[str]) -> dict[str, int]:
@@ -46,10 +47,10 @@ class KeywordData:
             return dict(sorted(out.items()))
 
         pos = [s for s, y in zip(self.train_sources, self.train_labels) if y == KEYWORD]
-        neg = [s for s, y in zip(self.train_sources, self.train_labels) if y == OTHER]
+        neg = [s for s, y in zip(self.train_sources, self.train_labels) if y != KEYWORD]
         return {"train_positives": len(pos), "train_negatives": len(neg),
                 "positives_by_source": by_source(pos), "negatives_by_source": by_source(neg),
-                "heldout_positives": len(self.heldout_positives),
+                "word_classes": len(self.word_classes), "heldout_positives": len(self.heldout_positives),
                 "heldout_positives_by_source": by_source(self.heldout_positive_sources),
                 "heldout_negative_clips": len(self.stream_clips),
                 "heldout_real_negative_seconds": round(sum(a.size for a in self.stream_audio) / SAMPLE_RATE, 1)}
@@ -206,9 +207,29 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
         notes.append(f"few negatives ({len(neg)} against {len(pos)} positives): give negatives=DIR of speech "
                      "without the keyword for a lower false-accept rate")
     waves = np.stack([np.asarray(c, dtype=np.float32)[:window] for c in pos + neg])
-    labels = np.array([KEYWORD] * len(pos) + [OTHER] * len(neg), dtype=np.int64)
+    words = list(tts.negative_words) + [""] * (len(neg) - len(tts.negatives))  # the TTS negatives come first
+    classes, word_labels = word_classes(words, d.min_word_clips)
+    labels = np.concatenate([np.full(len(pos), KEYWORD), word_labels]).astype(np.int64)
     return KeywordData(window, waves, labels, pos_src + neg_src, held_pos, held_src, stream_clips, stream_audio,
-                       notes)
+                       notes, classes)
+
+
+def word_classes(words: list[str], min_clips: int) -> tuple[list[str], np.ndarray]:
+    """Classes for the negatives: each word said by at least ``min_clips`` of them (sorted), the rest OTHER.
+
+    Training "other" as many classes makes the model tell words apart, instead of learning one boundary around
+    the keyword from a few thousand clips; the words are frequent ones, so real speech falls into them.
+
+    Returns:
+        (class names, label of each negative: OTHER or 2 + its class index).
+    """
+    counts: dict[str, int] = {}
+    for w in words:
+        if w:
+            counts[w] = counts.get(w, 0) + 1
+    classes = sorted(w for w, c in counts.items() if min_clips and c >= min_clips)
+    index = {w: 2 + i for i, w in enumerate(classes)}
+    return classes, np.array([index.get(w, OTHER) for w in words], dtype=np.int64)
 
 
 def compose_stream(clips: list[np.ndarray], audio: list[np.ndarray], seconds: float, seed: int,

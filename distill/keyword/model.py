@@ -1,4 +1,5 @@
-"""The keyword model: a two-class ``Classifier`` exported as raw 16 kHz audio windows -> keyword probability."""
+"""The keyword model: a ``Classifier`` (other, the keyword, word classes) exported as raw 16 kHz audio windows ->
+keyword probability."""
 from __future__ import annotations
 
 import copy

@@ -78,8 +78,10 @@ class TorchScorer:
 
 
 def probability(logits: torch.Tensor) -> torch.Tensor:
-    """Keyword probability from two-class logits ``(B, 2)``: ``softmax(logits)[:, 1]``, computed stably."""
-    return torch.sigmoid(logits[:, 1] - logits[:, 0])
+    """Keyword probability from logits ``(B, C)`` (class 1 is the keyword): ``softmax(logits)[:, 1]``, computed
+    stably as a sigmoid of the keyword logit against the log-sum-exp of all the others."""
+    rest = torch.cat([logits[:, :1], logits[:, 2:]], dim=1)
+    return torch.sigmoid(logits[:, 1] - torch.logsumexp(rest, dim=1))
 
 
 # ---------------------------------------------------------------- events

@@ -1,15 +1,15 @@
-"""Student training for one keyword, optionally distilled from a binary teacher.
+"""Student training for one keyword, optionally distilled from a teacher with the same classes.
 
-What the teacher teaches: the student answers "keyword or not", a question the command-set teachers of
-``distill run`` were never asked (their classes are other words). Their logits over those classes say nothing
-about this keyword, so KD needs a binary teacher first:
+The classes are other, the keyword, and the frequent words among the TTS negatives (``dataset.word_classes``);
+the keyword probability is the keyword's softmax share. The command-set teachers of ``distill run`` were never
+asked about this keyword (their classes are other words), so KD needs a teacher with these classes first:
 
 * ``teacher=auto``: a larger model (``teacher_model.preset``, TC-ResNet14-1.5 by default) trained on the same
   clips. Its soft targets are smoother than the hard labels on the hard cases (confusable phrases, keyword
   fragments cut by the window edge, low SNR), which is where a small student gains from KD.
-* ``teacher=RUN_OR_CHECKPOINT``: that model, with its class layer replaced by a two-class one, fine-tuned on
-  the keyword clips (its own features and input length). It brings what it learned from many speakers, which
-  the few enrolment recordings cannot.
+* ``teacher=RUN_OR_CHECKPOINT``: that model, with its class layer replaced by one for these classes,
+  fine-tuned on the keyword clips (its own features and input length). It brings what it learned from many
+  speakers, which the few enrolment recordings cannot.
 
 Either way the student then trains on ``(1 - a) * CE + a * T^2 * KL`` against the teacher's logits on the
 training clips (``distill.kd.kd_loss``; offline targets, computed once).
@@ -43,8 +43,9 @@ def clip_data(waves: np.ndarray, labels: np.ndarray, frontend: Frontend) -> Clip
     return ClipData(w, torch.from_numpy(labels.astype(np.int64)), extract_features(frontend, w), items)
 
 
-def labels_for(name: str) -> list[str]:
-    return [LABELS_OTHER, name]
+def labels_for(name: str, word_classes: list[str] = ()) -> list[str]:
+    """Class names: other, the keyword, then the negative word classes."""
+    return [LABELS_OTHER, name, *word_classes]
 
 
 def augment_config(cfg: CreateConfig) -> AugmentConfig:
@@ -64,10 +65,10 @@ def fit(clf: Classifier, data: ClipData, val: ClipData | None, cfg: CreateConfig
     return clf.eval()
 
 
-def new_classifier(section_name: str, preset: str | None, options: dict, cfg: CreateConfig, window: int,
+def new_classifier(section_name: str, preset: str | None, options: dict, classes: list[str], window: int,
                    frontend: Frontend) -> Classifier:
     try:
-        clf = build_classifier(section_name, preset, dict(options), labels_for(cfg.name), frontend.config, window)
+        clf = build_classifier(section_name, preset, dict(options), classes, frontend.config, window)
     except TypeError as e:
         raise ConfigError(f"bad model option ({e})") from None
     clf.frontend.load_state_dict(frontend.state_dict())
@@ -75,9 +76,9 @@ def new_classifier(section_name: str, preset: str | None, options: dict, cfg: Cr
 
 
 def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, window: int, frontend: Frontend,
-                  teacher: Teacher | None) -> Classifier:
+                  teacher: Teacher | None, classes: list[str]) -> Classifier:
     torch.manual_seed(cfg.seed)
-    clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, cfg, window, frontend)
+    clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, window, frontend)
     what = "student" + (f" (KD, T={teacher.kd.temperature:g}, a={teacher.kd.alpha:g})" if teacher else "")
     return fit(clf, data, val, cfg, cfg.train, teacher, what)
 
@@ -94,14 +95,15 @@ def resolve_teacher(path: str) -> Path:
 
 
 def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data: ClipData, val_waves: np.ndarray,
-                 val_labels: np.ndarray, window: int, frontend: Frontend) -> tuple[Teacher, dict]:
-    """The binary teacher and its offline logits on the training clips; returns (targets, description)."""
+                 val_labels: np.ndarray, window: int, frontend: Frontend, classes: list[str]
+                 ) -> tuple[Teacher, dict]:
+    """The keyword teacher and its offline logits on the training clips; returns (targets, description)."""
     epochs = cfg.teacher_model.epochs or cfg.train.epochs
     if cfg.teacher == "auto":
         torch.manual_seed(cfg.seed + 1)
-        clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, cfg, window, frontend)
+        clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, classes, window, frontend)
         val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
-        fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (binary, same data)")
+        fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (same data)")
         if cfg.kd.mode == "online":
             return Teacher(cfg.kd, model=clf), describe(clf, "auto")
         return Teacher(cfg.kd, logits=predict(clf, data)), describe(clf, "auto")
@@ -111,7 +113,7 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     if n < window:
         info(f"[yellow]teacher {path} reads {n / 16000:g} s windows; the {window / 16000:g} s keyword windows are "
              "centre-cropped for it")
-    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], labels_for(cfg.name),
+    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], classes,
                            FeatureConfig(**meta["features"]), n)
     own = clf.state_dict()
     kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}

@@ -25,12 +25,15 @@ from distill.progress import info
 
 @dataclass
 class TTSClips:
-    """Window-length clips at 16 kHz, each with a source tag (``tts:<engine>`` or ``tts:<kind>:<engine>``)."""
+    """Window-length clips at 16 kHz, each with a source tag (``tts:<engine>`` or ``tts:<kind>:<engine>``);
+    ``negative_words``: what each negative says when it is one word (synth's label: the word, or ``_unknown_``
+    for its general and confusable words), else ``""``."""
 
     positives: list[np.ndarray] = field(default_factory=list)
     positive_sources: list[str] = field(default_factory=list)
     negatives: list[np.ndarray] = field(default_factory=list)
     negative_sources: list[str] = field(default_factory=list)
+    negative_words: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -39,6 +42,7 @@ class TTSClips:
         self.positive_sources += other.positive_sources
         self.negatives += other.negatives
         self.negative_sources += other.negative_sources
+        self.negative_words += other.negative_words
         self.engines = sorted(set(self.engines) | set(other.engines))
         self.notes += [n for n in other.notes if n not in self.notes]
 
@@ -86,6 +90,19 @@ def generic_phrases(text: str, count: int, seed: int) -> list[str]:
         if phrase not in out:
             out.append(phrase)
     return out
+
+
+def common_negatives(text: str, count: int) -> list[str]:
+    """The ``count`` most frequent English words, without the keyword's words and words that sound the same."""
+    from synth.negatives import common_words, unknown_pool
+    from synth.text import spoken_form
+
+    own = spoken_form(text).split()
+    words = [w for w in common_words(count) if w not in own]
+    try:
+        return unknown_pool(own, words, per_keyword=0).general
+    except KwsError:  # no espeak-ng phonemes: spelling only
+        return words
 
 
 def _folder(settings: dict[str, Any]) -> Path:
@@ -141,6 +158,7 @@ def _read(folder: Path, keyword_label: str, kind: str, into: TTSClips, num_sampl
             sub = "confusable" if row.get("params", {}).get("confusable") else kind
             into.negatives.append(audio)
             into.negative_sources.append(f"tts:{sub}:{engine}")
+            into.negative_words.append(row["label"] if kind in ("word", "common") else "")
 
 
 def synthesize(text: str, cfg: TTSSection, window_s: float, seed: int, noise_dir: str | None,
@@ -175,22 +193,27 @@ def synthesize(text: str, cfg: TTSSection, window_s: float, seed: int, noise_dir
             part.positives, part.positive_sources = [], []
         part.engines = result[1]
         out.extend(part)
-    phrases = confusable_phrases(text) + generic_phrases(text, cfg.generic_phrases, seed)
-    phrases = [p for p in phrases if safe_label(p) != label]
-    per = max(1, int(round(cfg.phrases * scale))) if cfg.phrases else 0
-    if phrases and per:
-        confusable = set(confusable_phrases(text))
+    confusable = confusable_phrases(text)
+    groups = [("phrase", confusable + generic_phrases(text, cfg.generic_phrases, seed), cfg.phrases),
+              ("common", common_negatives(text, cfg.common), cfg.per_common)]
+    for kind, phrases, count in groups:
+        phrases = [p for p in phrases if safe_label(p) != label]
+        per = max(1, int(round(count * scale))) if count else 0
+        if not phrases or not per:
+            continue
         result = _call(phrases, per, 0, cfg, window_s, seed, noise_dir, extra)
-        if result is not None:
-            tmp = TTSClips()
-            _read(result[0], "", "phrase", tmp, num_samples)
-            rows = [json.loads(ln) for ln in (result[0] / "manifest.jsonl").read_text().splitlines()]
-            by_label = {safe_label(p): p for p in phrases}
-            for audio, src, row in zip(tmp.negatives, tmp.negative_sources, rows):
-                kind = "confusable_phrase" if by_label.get(row["label"]) in confusable else "phrase"
-                out.negatives.append(audio)
-                out.negative_sources.append(src.replace(":phrase:", f":{kind}:"))
-            out.engines = sorted(set(out.engines) | set(result[1]))
+        if result is None:
+            continue
+        tmp = TTSClips()
+        _read(result[0], "", kind, tmp, num_samples)
+        rows = [json.loads(ln) for ln in (result[0] / "manifest.jsonl").read_text().splitlines()]
+        by_label = {safe_label(p): p for p in phrases}
+        for audio, src, word, row in zip(tmp.negatives, tmp.negative_sources, tmp.negative_words, rows):
+            out.negatives.append(audio)
+            out.negative_words.append(word)
+            sub = "confusable_phrase" if by_label.get(row["label"]) in confusable else kind
+            out.negative_sources.append(src.replace(f":{kind}:", f":{sub}:"))
+        out.engines = sorted(set(out.engines) | set(result[1]))
     if "coqui" in cfg.engines and "coqui" not in out.engines and cfg.clone:
         out.notes.append("voice cloning skipped: coqui (XTTS/YourTTS) is not installed or its model is not "
                          "downloaded; see `distill synth` engine notes")
