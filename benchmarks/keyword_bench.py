@@ -154,21 +154,41 @@ def main() -> None:
     table(results)
 
 
+FA_POINTS = (1.0, 5.0, 10.0, 25.0)  # FA/h at which the real DET curve is read
+
+
+def det_points(row: dict) -> list[float]:
+    """Best FRR at <= each of ``FA_POINTS`` on the model's real-speech DET curve (its ``eval_real/det.json``)."""
+    from distill.keyword.scoring import Det
+
+    out = next((a[4:] for a in row["command"].split() if a.startswith("out=")), "")
+    path = Path(out) / "eval_real" / "det.json"
+    if not out or not path.is_file():
+        return [row["frr_at_1fa"]] + [float("nan")] * (len(FA_POINTS) - 1)
+    d = json.loads(path.read_text())["float32"]
+    det = Det(np.array(d["thresholds"]), np.array(d["frr"]), np.array(d["fa_per_hour"]), d["hours"], d["n_positive"])
+    return [det.best_frr(x) for x in FA_POINTS]
+
+
 def table(results: dict) -> None:
-    print("\n| word | configuration | FRR at calibrated threshold | FA/h there | best FRR at <= 1 FA/h | "
-          "neg. hours | positives |")
+    points = " / ".join(f"{x:g}" for x in FA_POINTS)
+    print("\n| word | configuration | FRR at calibrated threshold | FA/h there | best FRR at <= "
+          f"{points} FA/h | neg. hours | positives |")
     print("|---|---|---:|---:|---:|---:|---:|")
+    curves = {key: det_points(r) for key, r in results.items()}
     for key, r in results.items():
         word, name = key.split("/", 1)
-        print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | {100 * r['frr_at_1fa']:.1f}% | "
-              f"{r['hours_negative']:.3f} | {r['n_positive']} |")
-    by_config: dict[str, list[float]] = {}
-    for key, r in results.items():
-        by_config.setdefault(key.split("/seed")[0], []).append(r["frr_at_1fa"])
-    for key, frrs in by_config.items():
-        if len(frrs) > 1:
-            print(f"{key}: best FRR at <= 1 FA/h over {len(frrs)} seeds: mean {100 * np.mean(frrs):.1f}%, "
-                  f"range {100 * min(frrs):.1f}-{100 * max(frrs):.1f}%")
+        print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | "
+              + " / ".join(f"{100 * v:.1f}%" for v in curves[key]) + f" | {r['hours_negative']:.3f} | {r['n_positive']} |")
+    by_config: dict[str, list[list[float]]] = {}
+    for key in results:
+        by_config.setdefault(key.split("/seed")[0], []).append(curves[key])
+    for key, rows in by_config.items():
+        if len(rows) > 1:
+            first = [row[0] for row in rows]
+            print(f"{key}: over {len(rows)} seeds, best FRR at <= {points} FA/h: mean "
+                  + " / ".join(f"{100 * v:.1f}%" for v in np.mean(rows, axis=0))
+                  + f"; at <= 1 FA/h range {100 * min(first):.1f}-{100 * max(first):.1f}%")
     for key, r in results.items():
         if "by_background" in r:
             print(f"{key}: best FRR at <= 1 FA/h by background: " + ", ".join(
