@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ def clip_data(waves: np.ndarray, labels: np.ndarray, frontend: Frontend) -> Clip
     return ClipData(w, torch.from_numpy(labels.astype(np.int64)), extract_features(frontend, w), items)
 
 
-def labels_for(name: str, word_classes: list[str] = ()) -> list[str]:
+def labels_for(name: str, word_classes: Sequence[str] = ()) -> list[str]:
     """Class names: other, the keyword, then the negative word classes."""
     return [LABELS_OTHER, name, *word_classes]
 
