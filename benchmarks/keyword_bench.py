@@ -137,7 +137,8 @@ def main() -> None:
             m = ev["metrics"]
             row = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "frr_at_1fa": m["frr_at_1fa_per_hour"],
                    "threshold": m["threshold"], "hours_negative": m["hours_negative"], "n_positive": m["n_positive"],
-                   "by_background": m["by_background"], "heldout_frr": meta["calibration"]["frr"], "params": meta["params"],
+                   "by_background": m["by_background"], "heldout_frr": meta["calibration"]["frr"],
+                   "params": meta["params"],
                    "create_s": round(t_create), "command": "distill keyword create " + " ".join(argv)}
             if m.get("int8"):
                 row["int8"] = m["int8"]
@@ -165,8 +166,7 @@ def det_points(row: dict) -> list[float]:
     path = Path(out) / "eval_real" / "det.json"
     if not out or not path.is_file():
         return [row["frr_at_1fa"]] + [float("nan")] * (len(FA_POINTS) - 1)
-    d = json.loads(path.read_text())["float32"]
-    det = Det(np.array(d["thresholds"]), np.array(d["frr"]), np.array(d["fa_per_hour"]), d["hours"], d["n_positive"])
+    det = Det.from_json(json.loads(path.read_text())["float32"])
     return [det.best_frr(x) for x in FA_POINTS]
 
 
@@ -178,8 +178,9 @@ def table(results: dict) -> None:
     curves = {key: det_points(r) for key, r in results.items()}
     for key, r in results.items():
         word, name = key.split("/", 1)
-        print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | "
-              + " / ".join(f"{100 * v:.1f}%" for v in curves[key]) + f" | {r['hours_negative']:.3f} | {r['n_positive']} |")
+        frrs = " / ".join(f"{100 * v:.1f}%" for v in curves[key])
+        print(f"| {word} | {name} | {100 * r['frr']:.1f}% | {r['fa_per_hour']:.2f} | {frrs} | "
+              f"{r['hours_negative']:.3f} | {r['n_positive']} |")
     by_config: dict[str, list[list[float]]] = {}
     for key in results:
         by_config.setdefault(key.split("/seed")[0], []).append(curves[key])

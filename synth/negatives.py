@@ -18,16 +18,20 @@ _STRESS = "ˈˌ"
 _MODIFIERS = "ːˑ̩̯̃"  # length marks and diacritics attach to the symbol before them
 
 
+def _word_file(name: str) -> list[str]:
+    """The words of a packaged list ``synth/data/NAME`` (one per line, ``#`` comments), in file order."""
+    text = resources.files("synth").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
 def builtin_words() -> list[str]:
     """The packaged English word list (``synth/data/words.txt``), in file order."""
-    text = resources.files("synth").joinpath("data/words.txt").read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return _word_file("words.txt")
 
 
 def common_words(n: int | None = None) -> list[str]:
     """The ``n`` most frequent English words (``synth/data/common_words.txt``, 1,000), most frequent first."""
-    text = resources.files("synth").joinpath("data/common_words.txt").read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")][:n]
+    return _word_file("common_words.txt")[:n]
 
 
 def phoneme_symbols(ipa: str) -> list[str]:

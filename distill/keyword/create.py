@@ -125,7 +125,8 @@ def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     frontend = Frontend(cfg.features)
     classes = labels_for(cfg.name, data.word_classes)
     if data.word_classes:
-        info(f"{len(data.word_classes)} word classes among the negatives (data.min_word_clips={cfg.data.min_word_clips})")
+        info(f"{len(data.word_classes)} word classes among the negatives "
+             f"(data.min_word_clips={cfg.data.min_word_clips})")
     train = clip_data(data.train_waves, data.train_labels, frontend)
     frontend.fit_stats(train.feats)
     n_pos = len(data.heldout_positives)

@@ -8,6 +8,7 @@ calibration: held-out positives and a long negative stream.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -223,10 +224,7 @@ def word_classes(words: list[str], min_clips: int) -> tuple[list[str], np.ndarra
     Returns:
         (class names, label of each negative: OTHER or 2 + its class index).
     """
-    counts: dict[str, int] = {}
-    for w in words:
-        if w:
-            counts[w] = counts.get(w, 0) + 1
+    counts = Counter(w for w in words if w)
     classes = sorted(w for w, c in counts.items() if min_clips and c >= min_clips)
     index = {w: 2 + i for i, w in enumerate(classes)}
     return classes, np.array([index.get(w, OTHER) for w in words], dtype=np.int64)

@@ -173,14 +173,23 @@ class Det:
         i = 0 if not bad.size else int(bad[-1]) + 1
         return float(self.thresholds[min(i, len(self.thresholds) - 1)])
 
+    def within(self, max_fa_per_hour: float) -> np.ndarray:
+        """Which thresholds keep FA/h <= ``max_fa_per_hour``."""
+        return self.fa_per_hour <= max_fa_per_hour + 1e-12
+
     def best_frr(self, max_fa_per_hour: float) -> float:
         """Lowest FRR over thresholds with FA/h <= ``max_fa_per_hour`` (the DET curve read at that FA rate)."""
-        ok = self.fa_per_hour <= max_fa_per_hour + 1e-12
+        ok = self.within(max_fa_per_hour)
         return float(self.frr[ok].min()) if ok.any() else 1.0
 
     def to_json(self) -> dict:
         return {"thresholds": self.thresholds.tolist(), "frr": self.frr.tolist(),
                 "fa_per_hour": self.fa_per_hour.tolist(), "hours": self.hours, "n_positive": self.n_positive}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Det":
+        return cls(np.array(d["thresholds"]), np.array(d["frr"]), np.array(d["fa_per_hour"]), d["hours"],
+                   d["n_positive"])
 
 
 def det_curve(negative_scores: Iterable[np.ndarray], hours: float, positive_scores: np.ndarray,
@@ -237,7 +246,7 @@ def frr_by_kind(det: Det, positive_scores: np.ndarray, kinds: list[str], thresho
                 max_fa_per_hour: float = 1.0) -> dict[str, dict[str, float]]:
     """FRR of each kind of positive at ``threshold``, and at the lowest threshold of ``det`` within
     ``max_fa_per_hour`` (where the whole set reaches ``det.best_frr``)."""
-    ok = det.fa_per_hour <= max_fa_per_hour + 1e-12
+    ok = det.within(max_fa_per_hour)
     lowest = float(det.thresholds[ok].min()) if ok.any() else np.inf
     pos, kinds_ = np.asarray(positive_scores), np.asarray(kinds)
     out = {}

@@ -12,7 +12,7 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -146,7 +146,11 @@ def _call(words: list[str], n: int, unknown: int, cfg: TTSSection, window_s: flo
     return out, list(report.get("engines", []))
 
 
-def _read(folder: Path, keyword_label: str, kind: str, into: TTSClips, num_samples: int) -> None:
+def _read(folder: Path, keyword_label: str, kind: str, into: TTSClips, num_samples: int,
+          kind_of: Callable[[str], str] | None = None) -> None:
+    """Append the clips of one ``synthesize_dataset`` folder; ``kind_of(label)``: a negative's kind, when it
+    depends on what it says (default ``kind``)."""
+    kind_of = kind_of or (lambda _: kind)
     for line in (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         audio = load_audio(folder / row["path"], num_samples=num_samples, require_signal=False)
@@ -155,7 +159,7 @@ def _read(folder: Path, keyword_label: str, kind: str, into: TTSClips, num_sampl
             into.positives.append(audio)
             into.positive_sources.append(f"tts:{engine}")
         else:
-            sub = "confusable" if row.get("params", {}).get("confusable") else kind
+            sub = "confusable" if row.get("params", {}).get("confusable") else kind_of(row["label"])
             into.negatives.append(audio)
             into.negative_sources.append(f"tts:{sub}:{engine}")
             into.negative_words.append(row["label"] if kind in ("word", "common") else "")
@@ -204,15 +208,9 @@ def synthesize(text: str, cfg: TTSSection, window_s: float, seed: int, noise_dir
         result = _call(phrases, per, 0, cfg, window_s, seed, noise_dir, extra)
         if result is None:
             continue
-        tmp = TTSClips()
-        _read(result[0], "", kind, tmp, num_samples)
-        rows = [json.loads(ln) for ln in (result[0] / "manifest.jsonl").read_text().splitlines()]
         by_label = {safe_label(p): p for p in phrases}
-        for audio, src, word, row in zip(tmp.negatives, tmp.negative_sources, tmp.negative_words, rows):
-            out.negatives.append(audio)
-            out.negative_words.append(word)
-            sub = "confusable_phrase" if by_label.get(row["label"]) in confusable else kind
-            out.negative_sources.append(src.replace(f":{kind}:", f":{sub}:"))
+        _read(result[0], "", kind, out, num_samples,
+              lambda lab: "confusable_phrase" if by_label.get(lab) in confusable else kind)
         out.engines = sorted(set(out.engines) | set(result[1]))
     if "coqui" in cfg.engines and "coqui" not in out.engines and cfg.clone:
         out.notes.append("voice cloning skipped: coqui (XTTS/YourTTS) is not installed or its model is not "
