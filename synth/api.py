@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from omegaconf import OmegaConf
 from rich.markup import escape
@@ -117,15 +118,43 @@ def _check_state(out: Path, cfg: SynthConfig) -> None:
 
 def run(cfg: SynthConfig) -> Path:
     """Synthesize the dataset described by ``cfg``; returns the manifest path."""
-    from distill.progress import info
-    from synth.negatives import unknown_pool
-
     if not cfg.words:
         raise ConfigError("no keywords: give words=yes,no,up")
     if not cfg.out:
         raise ConfigError("no output folder: give out=DIR")
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run(cfg, out)
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """One synthesis at a time per folder: another process writing the same folder (two ``keyword create`` runs
+    sharing the TTS cache) would clear its temporary files and race on the manifest, so it waits here."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    from distill.progress import info
+
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info(f"waiting for another synthesis into {out} to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run(cfg: SynthConfig, out: Path) -> Path:
+    from distill.progress import info
+    from synth.negatives import unknown_pool
+
     engines = available_engines(cfg)
     _check_state(out, cfg)
     pool = None

@@ -138,3 +138,27 @@ def test_user_recordings_go_through_the_same_chain(tmp_path):
     aug = Augmenter(AugmentConfig(shift_p=1.0))
     out, params = aug(rec, np.random.default_rng(0))
     assert out.shape == rec.shape and "shift" in params
+
+
+def test_a_second_synthesis_into_the_same_folder_waits(tmp_path):
+    import threading
+    import time
+
+    from synth.api import folder_lock
+
+    pytest.importorskip("fcntl")
+    order, entered = [], threading.Event()
+
+    def first() -> None:
+        with folder_lock(tmp_path):
+            entered.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    entered.wait(10)
+    with folder_lock(tmp_path):
+        order.append("second")
+    t.join()
+    assert order == ["first done", "second"]
