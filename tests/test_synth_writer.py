@@ -162,3 +162,23 @@ def test_a_second_synthesis_into_the_same_folder_waits(tmp_path):
         order.append("second")
     t.join()
     assert order == ["first done", "second"]
+
+
+def test_failed_clips_only_stop_a_run_that_made_nothing(dataset, tmp_path, monkeypatch):
+    from distill.errors import KwsError as Err
+
+    out = tmp_path / "resumed"
+    small_run(out)
+    rows = (out / MANIFEST).read_text().splitlines()
+    (out / json.loads(rows[0])["path"]).unlink()
+    engine = ENGINES.get("espeak")
+
+    def broken(self, text, rng):
+        raise Err("engine stopped unexpectedly")
+
+    monkeypatch.setattr(engine, "synthesize", broken)
+    small_run(out)  # the one missing clip fails; the other 17 are there
+    report = json.loads((out / "synth_report.json").read_text())
+    assert (report["made"], report["skipped"], report["failed"]) == (0, 17, 1)
+    with pytest.raises(KwsError, match="every clip failed"):
+        small_run(tmp_path / "fresh", silence=0)  # silence clips need no engine
