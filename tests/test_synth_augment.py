@@ -190,29 +190,3 @@ def test_common_words_are_everyday_words_and_keyword_negatives_drop_the_keyword(
     negatives = common_negatives("no way", 200)
     assert not {"no", "know", "way"} & set(negatives)  # the keyword's words and their homophones
     assert {"up", "on", "go"} <= set(negatives) and len(negatives) < 200
-
-
-def test_heldout_tts_voices_are_never_trained_on(monkeypatch):
-    from distill.keyword import tts
-    from distill.keyword.config import TTSSection
-    from synth.engines import ENGINES
-
-    engines = ["piper", "espeak", "flite", "festival"]
-    train, held = tts.voice_split(engines, False), tts.voice_split(engines, True)
-    assert set(train) == set(held) and "espeak" in train  # the variant list needs no install
-    for name, option in ((n, tts.VOICE_OPTION[n]) for n in train):
-        engine = ENGINES.get(name)
-        every = list(engine.Options().variants) if name == "espeak" else engine.voices(engine.Options())
-        assert held[name][option] and train[name][option], name
-        assert not set(held[name][option]) & set(train[name][option]), name
-        assert sorted(held[name][option] + train[name][option]) == sorted(every), name
-    assert "piper" not in train  # one bundled voice: in both draws
-    assert tts.voice_split(["piper"], True) == {}
-
-    calls = []
-    monkeypatch.setattr(tts, "_call", lambda words, n, unknown, cfg, w, seed, noise, extra: calls.append(extra))
-    for heldout_voices in (True, False):
-        cfg = TTSSection(engines=["espeak"], n=4, words=0, phrases=0, generic_phrases=0, common=0,
-                         heldout_voices=heldout_voices)
-        tts.synthesize("hey nova", cfg, 1.0, 0, None, [], heldout=True)
-    assert calls[0]["espeak"] == held["espeak"] and "espeak" not in calls[1]
