@@ -64,9 +64,6 @@ class TTSSection:
     common: int = 200  # the most frequent English words (not the keyword's), each spoken per_common times
     per_common: int = 6
     heldout: float = 0.25  # held-out TTS utterances for calibration, as a share of n / words
-    # the held-out utterances get voices the model never hears (every 4th espeak variant, flite and festival
-    # voice): calibrated on seen voices, the threshold is too low for the unseen voices of real users
-    heldout_voices: bool = True
     clone: bool = True  # clone the enrolment voice with coqui (XTTS / YourTTS) when that is installed
     clone_model: str = "tts_models/multilingual/multi-dataset/xtts_v2"
     workers: int = 1

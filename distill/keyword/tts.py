@@ -105,29 +105,6 @@ def common_negatives(text: str, count: int) -> list[str]:
         return words
 
 
-# the option that lists each engine's voices (espeak: the variants, each spoken with every accent)
-VOICE_OPTION = {"espeak": "variants", "flite": "voices", "festival": "voices"}
-
-
-def voice_split(engines: list[str], heldout: bool) -> dict[str, dict[str, list[str]]]:
-    """Engine options for the training draw (``heldout=False``) or the held-out one: every 4th voice (of the
-    installed ones) is held out; an engine with fewer than 2 voices keeps its voice in both."""
-    from synth.engines import ENGINES
-
-    out: dict[str, dict[str, list[str]]] = {}
-    for name, option in VOICE_OPTION.items():
-        if name not in engines:
-            continue
-        engine = ENGINES.get(name)
-        defaults = engine.Options()
-        have = list(getattr(defaults, option)) if option == "variants" else engine.voices(defaults)
-        if len(have) < 2:
-            continue
-        held = have[1::4]
-        out[name] = {option: held if heldout else [v for v in have if v not in held]}
-    return out
-
-
 def _folder(settings: dict[str, Any]) -> Path:
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / "keyword-tts" / digest
@@ -199,7 +176,7 @@ def synthesize(text: str, cfg: TTSSection, window_s: float, seed: int, noise_dir
     scale = cfg.heldout if heldout else 1.0
     seed = seed + (7919 if heldout else 0)
     num_samples = int(round(window_s * 16000))
-    extra: dict[str, Any] = voice_split(cfg.engines, heldout) if cfg.heldout_voices else {}
+    extra: dict[str, Any] = {}
     if "coqui" in cfg.engines and cfg.clone and recordings and importlib.util.find_spec("TTS") is not None:
         ref_dir, _ = _references(recordings, cache_dir() / "keyword-tts")
         extra["coqui"] = {"model": cfg.clone_model, "references": ref_dir}
