@@ -256,6 +256,36 @@ def test_eval_writes_metrics(keyword_dir, tmp_path):
     assert (out / "det.png").stat().st_size > 1000
 
 
+def test_calibrate_on_real_negatives_sets_a_threshold_that_holds_there(keyword_dir, tmp_path):
+    import shutil
+
+    from distill.keyword.detector import detect_file
+
+    model = tmp_path / "kw"
+    shutil.copytree(keyword_dir / "out", model)
+    created = json.loads((model / "keyword.json").read_text())["threshold"]
+    rng = np.random.default_rng(10)
+    # a minute of "real" audio where six keyword-like sounds fire at create's threshold
+    clips = [place(keyword_sound(rng) if i % 10 == 5 else distractor(rng), 1.0, 0.2, rng) for i in range(60)]
+    neg = write(tmp_path / "room.wav", np.concatenate(clips))
+    events, _, _ = detect_file(model, np.concatenate(clips), 1600)
+    assert len(events) >= 4
+    target = 120.0  # two false accepts in the minute
+    assert main(["keyword", "calibrate", str(model), f"negatives={neg}", f"target_fa_per_hour={target}"]) == 0
+    meta = json.loads((model / "keyword.json").read_text())
+    r = meta["recalibration"]
+    assert meta["threshold"] == r["threshold"] > created and meta["threshold_create"] == created
+    assert r["fa_per_hour"] <= target < r["fa_per_hour_at_threshold_create"]
+    assert r["hours_negative"] == pytest.approx(60 / 3600, rel=1e-3)
+    events, _, _ = detect_file(model, np.concatenate(clips), 1600)  # the detector reads the new threshold
+    assert len(events) <= 2
+    assert main(["keyword", "calibrate", str(model), f"negatives={neg}", "target_fa_per_hour=0.5"]) == 0
+    again = json.loads((model / "keyword.json").read_text())
+    assert again["threshold_create"] == created and again["threshold"] >= meta["threshold"]
+    assert main(["keyword", "calibrate", str(model)]) == 1  # no negatives: a usage error
+    assert main(["keyword", "calibrate", str(tmp_path), f"negatives={neg}"]) == 1  # not a keyword folder
+
+
 def test_teacher_from_another_model_is_fine_tuned_then_distilled(keyword_dir, tmp_path, monkeypatch):
     """teacher=FOLDER: its layers (all but the class layer) are reused, fine-tuned, and distilled from."""
     monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))

@@ -1,9 +1,10 @@
-"""``distill keyword create | detect | eval``: parse and dispatch only.
+"""``distill keyword create | detect | eval | calibrate``: parse and dispatch only.
 
     distill keyword create NAME text="hey nova" recordings=a.wav,b.wav,c.wav [negatives=DIR noise.dir=DIR
         teacher=auto|RUN_OR_CKPT out=DIR force=true target_fa_per_hour=0.5 ...]
     distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=0.9 refractory_s=1 confirm_windows=3 int8=true]
     distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV [out=DIR noise.dir=DIR snr_db=10,20]
+    distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV [target_fa_per_hour=0.5 backend=torch]
 """
 from __future__ import annotations
 
@@ -77,7 +78,22 @@ def evaluate(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"create": create, "detect": detect, "eval": evaluate}
+def calibrate(argv: list[str]) -> int:
+    from distill.keyword.calibrate import run_calibrate
+    from distill.keyword.config import CalibrateConfig, parse_args
+
+    cfg = parse_args(CalibrateConfig, argv, ["model_dir"], "calibrate")
+    if not cfg.model_dir:
+        raise ConfigError("usage: distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV")
+    r = run_calibrate(cfg)
+    print(f"threshold {r['threshold']:.4f}: {r['fa_per_hour']:.2f} false accepts/h on {r['hours_negative']:.3f} h "
+          f"of negatives (target {r['target_fa_per_hour']:g}); the threshold from create, "
+          f"{r['threshold_create']:.4f}, gives {r['fa_per_hour_at_threshold_create']:.2f} there. "
+          f"Written to {cfg.model_dir}/keyword.json")
+    return 0
+
+
+COMMANDS = {"create": create, "detect": detect, "eval": evaluate, "calibrate": calibrate}
 
 
 def main(argv: list[str]) -> int:
@@ -88,9 +104,9 @@ def main(argv: list[str]) -> int:
     if cmd not in COMMANDS:
         raise ConfigError(f"unknown keyword command {cmd!r}; known: {', '.join(COMMANDS)}")
     if rest and rest[0] in ("-h", "--help"):
-        from distill.keyword.config import CreateConfig, DetectConfig, EvalConfig
+        from distill.keyword.config import CalibrateConfig, CreateConfig, DetectConfig, EvalConfig
 
-        cls = {"create": CreateConfig, "detect": DetectConfig, "eval": EvalConfig}[cmd]
+        cls = {"create": CreateConfig, "detect": DetectConfig, "eval": EvalConfig, "calibrate": CalibrateConfig}[cmd]
         print("usage:\n" + USAGE + f"\n\nsettings of `{cmd}` (KEY=VALUE) and their defaults:")
         print("\n".join(_settings(cls())))
         return 0

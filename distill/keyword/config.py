@@ -182,6 +182,26 @@ class DetectConfig:
 
 
 @dataclass
+class CalibrateConfig:
+    """Re-set a keyword's threshold on real negative audio (hours of the place it will run in)."""
+
+    model_dir: str = ""
+    negatives: str = ""  # folder or one long file, concatenated into one stream
+    target_fa_per_hour: Optional[float] = None  # default: the one the keyword was created with
+    hop_s: float = 0.1
+    backend: str = "onnx"  # onnx (the exported graph) | torch (weights.safetensors, faster on long streams)
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.target_fa_per_hour is not None and self.target_fa_per_hour <= 0:
+            raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
+        if self.hop_s <= 0:
+            raise ConfigError(f"hop_s must be > 0, got {self.hop_s}")
+        if self.backend not in ("onnx", "torch"):
+            raise ConfigError(f"backend must be onnx or torch, got {self.backend!r}")
+
+
+@dataclass
 class EvalConfig:
     model_dir: str = ""
     positives: str = ""

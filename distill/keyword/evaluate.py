@@ -59,6 +59,25 @@ def segments(clips: list[np.ndarray], segment_s: float = 300.0) -> Iterator[np.n
         yield np.concatenate(buf)
 
 
+def make_scorer(model_dir: Path, onnx_path: Path, torch_backend: bool, window: int, hop: int, confirm_windows: int,
+                threads: int) -> Confirmed:
+    """Window scores every ``hop`` after the detector's confirmation: the torch weights (shared feature frames,
+    fast on long streams) or the ONNX graph."""
+    if torch_backend:
+        clf, _ = load_model(model_dir)
+        return Confirmed(TorchScorer(clf, window, hop), confirm_windows)
+    return Confirmed(OnnxScorer(onnx_path, window, hop, threads), confirm_windows)
+
+
+def score_stream(scorer, clips: list[np.ndarray], what: str) -> tuple[list[np.ndarray], int]:
+    """Scores of the clips concatenated into one stream (in segments), and its length in samples."""
+    scores, samples = [], 0
+    for seg in track(list(segments(clips)), what):
+        scores.append(scorer(seg))
+        samples += seg.size
+    return scores, samples
+
+
 def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negatives: list[np.ndarray] | None = None
              ) -> dict[str, Any]:
     """Evaluate ``cfg.model_dir``; writes metrics.json, det.png, det.json and report.md to ``cfg.out``.
@@ -90,16 +109,9 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     curves: dict[str, Det] = {}
     maxima: dict[str, np.ndarray] = {}
     for name, path in models.items():
-        if cfg.backend == "torch" and name == "float32":
-            clf, _ = load_model(model_dir)
-            scorer = TorchScorer(clf, window, hop)
-        else:
-            scorer = OnnxScorer(path, window, hop, cfg.threads)
-        scorer = Confirmed(scorer, confirm_windows)
-        neg, samples = [], 0
-        for seg in track(list(segments(negatives)), f"negatives ({name})"):
-            neg.append(scorer(seg))
-            samples += seg.size
+        scorer = make_scorer(model_dir, path, cfg.backend == "torch" and name == "float32", window, hop,
+                             confirm_windows, cfg.threads)
+        neg, samples = score_stream(scorer, negatives, f"negatives ({name})")
         maxima[name] = positive_maxima(scorer(stream), spans, window, hop)
         curves[name] = det_curve(neg, hours_of(samples), maxima[name], max(1, refractory // hop))
     threshold = float(meta["threshold"])

@@ -1,0 +1,61 @@
+"""``distill keyword calibrate``: re-set a keyword's threshold on real negative audio.
+
+``create`` calibrates on held-out synthetic speech and the few real negatives it was given, which real speech
+from other people outscores: on real speakers the false-accept rate at that threshold can be many times the
+target. Hours of real audio from where the detector will run (conversation, TV, the room's noise), none of it
+saying the keyword, give a threshold that holds there. The old threshold stays in ``keyword.json`` as
+``threshold_create``; ``distill keyword eval`` with positives then shows the FRR it costs.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distill.errors import KwsError
+from distill.keyword.config import CalibrateConfig, confirm_windows_for
+from distill.keyword.model import read_meta
+from distill.keyword.scoring import det_curve, hours_of
+from distill.progress import info
+
+
+def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """New threshold for ``cfg.target_fa_per_hour`` on the negatives; updates ``keyword.json``, returns its
+    ``recalibration`` entry. ``negatives`` may be given as loaded clips instead of ``cfg.negatives``."""
+    from distill.keyword.evaluate import make_scorer, read_folder, score_stream
+
+    model_dir = Path(cfg.model_dir)
+    meta = read_meta(model_dir)
+    if negatives is None:
+        if not cfg.negatives:
+            raise KwsError("usage: distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV "
+                           "[target_fa_per_hour=0.5]")
+        negatives = read_folder(cfg.negatives, "negatives")
+    window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
+    hop = int(round(cfg.hop_s * sr))
+    refractory = int(round(float(meta.get("refractory_s") or window / sr) * sr))
+    target = float(cfg.target_fa_per_hour or meta.get("target_fa_per_hour", 0.5))
+    scorer = make_scorer(model_dir, model_dir / "model.onnx", cfg.backend == "torch", window, hop,
+                         confirm_windows_for(meta), cfg.threads)
+    scores, samples = score_stream(scorer, negatives, "scoring negatives")
+    hours = hours_of(samples)
+    det = det_curve(scores, hours, np.zeros(0), max(1, refractory // hop))
+    before = float(meta.get("threshold_create", meta["threshold"]))
+    threshold = det.calibrate(target)
+    entry = {"negatives": cfg.negatives or "(given)", "hours_negative": hours, "target_fa_per_hour": target,
+             "threshold": threshold, "fa_per_hour": det.at(threshold)[1],
+             "threshold_create": before, "fa_per_hour_at_threshold_create": det.at(before)[1],
+             "hop_s": hop / sr, "backend": cfg.backend}
+    if hours * target < 1:
+        info(f"[yellow]{hours:.2f} h of negatives allow no false accept at {target:g} FA/h[/]: the threshold sits "
+             "just above the highest negative score; more hours measure it better")
+    meta.update({"threshold_create": before, "threshold": threshold,
+                 "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
+                 "recalibration": entry})
+    tmp = model_dir / ".keyword.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp, model_dir / "keyword.json")
+    return entry
