@@ -14,6 +14,11 @@ FA/h it gives on real negatives, and the best FRR at <= 1 FA/h read from the rea
 full configuration; and the ``Detector`` real-time factor on one core.
 
     python benchmarks/keyword_bench.py [--words left,off,stop] [--out bench_out/keyword] [--reeval] [KEY=VALUE ...]
+    python benchmarks/keyword_bench.py --recalibrate [--words ...] [--out ...]
+
+``--recalibrate`` takes the models already in ``--out`` and splits the negatives by speaker in two halves: each
+model is calibrated again (``distill keyword calibrate``, on a copy) on half A, and both thresholds, create's and
+the new one, are evaluated on half B, speakers the calibration never heard.
 
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
@@ -88,6 +93,9 @@ def main() -> None:
                     "the spread: best FRR at <= 1 FA/h rests on the few highest-scoring negatives and varies a lot")
     ap.add_argument("--reeval", action="store_true",
                     help="evaluate the keyword folders already in --out again instead of creating them")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="calibrate the models in --out again on half of the real negatives (split by speaker) "
+                    "and evaluate create's and the new threshold on the other half")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     import torch
@@ -110,6 +118,9 @@ def main() -> None:
         negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
                      for p in sorted(d.glob("*.wav"))] + noise_files
         pos_audio, neg_audio = load(positives), load(negatives)
+        if args.recalibrate:
+            recalibrate(results, word, pos_audio, negatives, neg_audio, out)
+            continue
         print(f"\n{word}: enrol speaker {spk} ({len(enrol)} clips); {len(positives)} positives from other "
               f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
               flush=True)
@@ -152,7 +163,58 @@ def main() -> None:
                   flush=True)
             out.mkdir(parents=True, exist_ok=True)
             summary_path.write_text(json.dumps({"overrides": args.overrides, "results": results}, indent=1))
+    if args.recalibrate:
+        summary = json.loads(summary_path.read_text())
+        print("\n| word | configuration | create's threshold on B: FRR / FA/h | recalibrated on A (h): threshold, "
+              "FRR / FA/h on B (h) |")
+        print("|---|---|---:|---:|")
+        for key, r in summary.get("recalibrated", {}).items():
+            word, name = key.split("/", 1)
+            print(f"| {word} | {name} | {100 * r['create']['frr']:.1f}% / {r['create']['fa_per_hour']:.2f} | "
+                  f"{r['threshold']:.4f} ({r['hours_a']:.3f} h): {100 * r['new']['frr']:.1f}% / "
+                  f"{r['new']['fa_per_hour']:.2f} ({r['hours_b']:.3f} h) |")
+        return
     table(results)
+
+
+def recalibrate(results: dict, word: str, pos_audio: list[np.ndarray], negatives: list[Path],
+                neg_audio: list[np.ndarray], out: Path) -> None:
+    """For each model of ``word`` in ``results``: calibrate a copy on speaker half A of the negatives (the noise
+    files split by name), evaluate create's and the new threshold on half B; results in summary.json."""
+    import shutil
+    import zlib
+
+    from distill.keyword.calibrate import run_calibrate
+    from distill.keyword.config import CalibrateConfig, EvalConfig
+    from distill.keyword.evaluate import run_eval
+
+    half = [zlib.crc32(speaker(p).encode()) % 2 for p in negatives]
+    a = [x for x, h in zip(neg_audio, half) if h == 0]
+    b = [x for x, h in zip(neg_audio, half) if h == 1]
+    summary_path = out / "summary.json"
+    for key, row in results.items():
+        if not key.startswith(word + "/"):
+            continue
+        model_dir = Path(next(t[4:] for t in row["command"].split() if t.startswith("out=")))
+        copy = model_dir.parent / (model_dir.name + "_recal")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("eval*"))
+        evals = {}
+        for name in ("create", "new"):
+            if name == "new":
+                cal = run_calibrate(CalibrateConfig(model_dir=str(copy), backend="torch", threads=1), negatives=a)
+            m = run_eval(EvalConfig(model_dir=str(copy), out=str(copy / f"eval_b_{name}"), backend="torch",
+                                    int8=False, threads=1), pos_audio, b)["metrics"]
+            evals[name] = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "threshold": m["threshold"]}
+        summary = json.loads(summary_path.read_text())
+        summary.setdefault("recalibrated", {})[key] = {
+            **evals, "threshold": cal["threshold"], "hours_a": cal["hours_negative"],
+            "hours_b": m["hours_negative"], "fa_per_hour_a": cal["fa_per_hour"]}
+        summary_path.write_text(json.dumps(summary, indent=1))
+        print(f"  {key}: create's threshold {evals['create']['threshold']:.4f} on B: FRR "
+              f"{100 * evals['create']['frr']:.1f}% at {evals['create']['fa_per_hour']:.2f} FA/h; recalibrated on "
+              f"A {cal['threshold']:.4f}: FRR {100 * evals['new']['frr']:.1f}% at {evals['new']['fa_per_hour']:.2f} "
+              "FA/h", flush=True)
 
 
 FA_POINTS = (1.0, 5.0, 10.0, 25.0)  # FA/h at which the real DET curve is read
