@@ -282,6 +282,8 @@ def test_calibrate_on_real_negatives_sets_a_threshold_that_holds_there(keyword_d
     assert main(["keyword", "calibrate", str(model), f"negatives={neg}", "target_fa_per_hour=0.5"]) == 0
     again = json.loads((model / "keyword.json").read_text())
     assert again["threshold_create"] == created and again["threshold"] >= meta["threshold"]
+    report = (model / "report.md").read_text()
+    assert report.count("## Recalibrated on real audio") == 1 and f"{again['threshold']:.4f}" in report
     assert main(["keyword", "calibrate", str(model)]) == 1  # no negatives: a usage error
     assert main(["keyword", "calibrate", str(tmp_path), f"negatives={neg}"]) == 1  # not a keyword folder
 

@@ -58,4 +58,20 @@ def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = Non
     tmp = model_dir / ".keyword.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, default=str))
     os.replace(tmp, model_dir / "keyword.json")
+    note_in_report(model_dir / "report.md", entry)
     return entry
+
+
+SECTION = "\n## Recalibrated on real audio\n"
+
+
+def note_in_report(report: Path, entry: dict[str, Any]) -> None:
+    """Replace (or add) the recalibration section at the end of create's ``report.md``."""
+    if not report.is_file():
+        return
+    text = report.read_text().split(SECTION)[0].rstrip("\n") + "\n"
+    report.write_text(
+        text + SECTION + f"\nThreshold {entry['threshold']:.4f} (create's: {entry['threshold_create']:.4f}) for "
+        f"{entry['target_fa_per_hour']:g} FA/h on {entry['hours_negative']:.3f} h of `{entry['negatives']}`: "
+        f"{entry['fa_per_hour']:.2f} FA/h there (create's threshold: "
+        f"{entry['fa_per_hour_at_threshold_create']:.2f}). The DET curve above is create's held-out audio.\n")
