@@ -18,7 +18,7 @@ import numpy as np
 from distill.errors import KwsError
 from distill.keyword.config import CalibrateConfig, confirm_windows_for
 from distill.keyword.model import read_meta
-from distill.keyword.scoring import det_curve, hours_of
+from distill.keyword.scoring import det_curve, hours_of, logit
 from distill.progress import info
 
 
@@ -53,7 +53,7 @@ def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = Non
         info(f"[yellow]{hours:.2f} h of negatives allow no false accept at {target:g} FA/h[/]: the threshold sits "
              "just above the highest negative score; more hours measure it better")
     meta.update({"threshold_create": before, "threshold": threshold,
-                 "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
+                 "threshold_logit": logit(threshold),
                  "recalibration": entry})
     tmp = model_dir / ".keyword.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2, default=str))

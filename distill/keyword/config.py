@@ -35,6 +35,12 @@ def check_confirm(windows: int) -> int:
     return windows
 
 
+def check_backend(backend: str) -> str:
+    if backend not in ("onnx", "torch"):
+        raise ConfigError(f"backend must be onnx or torch, got {backend!r}")
+    return backend
+
+
 def confirm_windows_for(meta: dict[str, Any], override: int | None = None) -> int:
     """``override`` if given, else the number a keyword was calibrated with (1 for keywords made before it)."""
     return check_confirm(int(meta.get("confirm_windows", 1)) if override is None else override)
@@ -197,8 +203,7 @@ class CalibrateConfig:
             raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
         if self.hop_s <= 0:
             raise ConfigError(f"hop_s must be > 0, got {self.hop_s}")
-        if self.backend not in ("onnx", "torch"):
-            raise ConfigError(f"backend must be onnx or torch, got {self.backend!r}")
+        check_backend(self.backend)
 
 
 @dataclass
@@ -221,8 +226,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.confirm_windows is not None:
             check_confirm(self.confirm_windows)
-        if self.backend not in ("onnx", "torch"):
-            raise ConfigError(f"backend must be onnx or torch, got {self.backend!r}")
+        check_backend(self.backend)
 
 
 # ---------------------------------------------------------------- key=value parsing

@@ -18,7 +18,7 @@ from distill.keyword import dataset as ds
 from distill.keyword.config import CreateConfig, check_name
 from distill.keyword.model import export
 from distill.keyword.recordings import load_recordings
-from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
+from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives, logit,
                                      hours_of, positive_maxima)
 from distill.keyword.train import clip_data, labels_for, make_teacher, train_student
 from distill.progress import info, progress
@@ -182,7 +182,7 @@ def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], 
     student.frontend.export_mode = False
     return {
         "name": cfg.name, "text": text, "threshold": threshold,
-        "threshold_logit": float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None,
+        "threshold_logit": logit(threshold),
         "target_fa_per_hour": cfg.target_fa_per_hour,
         "sample_rate": SAMPLE_RATE, "window_samples": window, "window_s": window / SAMPLE_RATE,
         "hop_s": cfg.calibration.hop() / SAMPLE_RATE, "refractory_s": cfg.calibration.refractory(window) / SAMPLE_RATE,

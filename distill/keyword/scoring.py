@@ -87,6 +87,11 @@ def probability(logits: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- events
 
 
+def logit(threshold: float) -> float | None:
+    """The threshold on the keyword logit margin (``keyword.json``'s ``threshold_logit``); None at 0 or 1."""
+    return float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None
+
+
 def confirm(scores: np.ndarray, windows: int) -> np.ndarray:
     """Posterior smoothing: each window's score becomes the lowest of the last ``windows`` window scores
     (fewer at the start of a stream), so an event needs ``windows`` consecutive windows at the threshold.
