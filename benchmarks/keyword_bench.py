@@ -67,6 +67,20 @@ def enrolment(word_dir: Path, n: int) -> tuple[list[Path], str]:
     raise SystemExit(f"no speaker has {n} usable clips in {word_dir}")
 
 
+def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Positives: ``word`` from every other speaker; negatives: every clip of the other folders, then the noise."""
+    positives = [p for p in sorted((data / word).glob("*.wav")) if speaker(p) != enrol_speaker]
+    negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
+                 for p in sorted(d.glob("*.wav"))] + noise_files
+    return positives, negatives
+
+
+def model_dir_of(row: dict) -> Path | None:
+    """The keyword folder a result row was made in (``out=`` of its create command)."""
+    out = next((a[4:] for a in row["command"].split() if a.startswith("out=")), "")
+    return Path(out) if out else None
+
+
 def load(paths: list[Path]) -> list[np.ndarray]:
     from distill.audio import load_audio
 
@@ -114,9 +128,7 @@ def main() -> None:
         results = json.loads(summary_path.read_text()).get("results", {})
     for word in args.words.split(","):
         enrol, spk = enrolment(data / word, args.enrol)
-        positives = [p for p in sorted((data / word).glob("*.wav")) if speaker(p) != spk]
-        negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
-                     for p in sorted(d.glob("*.wav"))] + noise_files
+        positives, negatives = test_set(data, word, spk, noise_files)
         pos_audio, neg_audio = load(positives), load(negatives)
         if args.recalibrate:
             recalibrate(results, word, pos_audio, negatives, neg_audio, out)
@@ -164,17 +176,20 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             summary_path.write_text(json.dumps({"overrides": args.overrides, "results": results}, indent=1))
     if args.recalibrate:
-        summary = json.loads(summary_path.read_text())
-        print("\n| word | configuration | create's threshold on B: FRR / FA/h | recalibrated on A (h): threshold, "
-              "FRR / FA/h on B (h) |")
-        print("|---|---|---:|---:|")
-        for key, r in summary.get("recalibrated", {}).items():
-            word, name = key.split("/", 1)
-            print(f"| {word} | {name} | {100 * r['create']['frr']:.1f}% / {r['create']['fa_per_hour']:.2f} | "
-                  f"{r['threshold']:.4f} ({r['hours_a']:.3f} h): {100 * r['new']['frr']:.1f}% / "
-                  f"{r['new']['fa_per_hour']:.2f} ({r['hours_b']:.3f} h) |")
-        return
-    table(results)
+        recalibration_table(json.loads(summary_path.read_text()).get("recalibrated", {}))
+    else:
+        table(results)
+
+
+def recalibration_table(recalibrated: dict) -> None:
+    print("\n| word | configuration | create's threshold on B: FRR / FA/h | recalibrated on A (h): threshold, "
+          "FRR / FA/h on B (h) |")
+    print("|---|---|---:|---:|")
+    for key, r in recalibrated.items():
+        word, name = key.split("/", 1)
+        print(f"| {word} | {name} | {100 * r['create']['frr']:.1f}% / {r['create']['fa_per_hour']:.2f} | "
+              f"{r['threshold']:.4f} ({r['hours_a']:.3f} h): {100 * r['new']['frr']:.1f}% / "
+              f"{r['new']['fa_per_hour']:.2f} ({r['hours_b']:.3f} h) |")
 
 
 def recalibrate(results: dict, word: str, pos_audio: list[np.ndarray], negatives: list[Path],
@@ -195,21 +210,24 @@ def recalibrate(results: dict, word: str, pos_audio: list[np.ndarray], negatives
     for key, row in results.items():
         if not key.startswith(word + "/"):
             continue
-        model_dir = Path(next(t[4:] for t in row["command"].split() if t.startswith("out=")))
+        model_dir = model_dir_of(row)
         copy = model_dir.parent / (model_dir.name + "_recal")
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("eval*"))
-        evals = {}
-        for name in ("create", "new"):
-            if name == "new":
-                cal = run_calibrate(CalibrateConfig(model_dir=str(copy), backend="torch", threads=1), negatives=a)
-            m = run_eval(EvalConfig(model_dir=str(copy), out=str(copy / f"eval_b_{name}"), backend="torch",
-                                    int8=False, threads=1), pos_audio, b)["metrics"]
-            evals[name] = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "threshold": m["threshold"]}
+
+        def on_b(name: str) -> dict:
+            return run_eval(EvalConfig(model_dir=str(copy), out=str(copy / f"eval_b_{name}"), backend="torch",
+                                       int8=False, threads=1), pos_audio, b)["metrics"]
+
+        before = on_b("create")
+        cal = run_calibrate(CalibrateConfig(model_dir=str(copy), backend="torch", threads=1), negatives=a)
+        after = on_b("new")
+        evals = {name: {k: m[k] for k in ("frr", "fa_per_hour", "threshold")}
+                 for name, m in (("create", before), ("new", after))}
         summary = json.loads(summary_path.read_text())
         summary.setdefault("recalibrated", {})[key] = {
             **evals, "threshold": cal["threshold"], "hours_a": cal["hours_negative"],
-            "hours_b": m["hours_negative"], "fa_per_hour_a": cal["fa_per_hour"]}
+            "hours_b": after["hours_negative"], "fa_per_hour_a": cal["fa_per_hour"]}
         summary_path.write_text(json.dumps(summary, indent=1))
         print(f"  {key}: create's threshold {evals['create']['threshold']:.4f} on B: FRR "
               f"{100 * evals['create']['frr']:.1f}% at {evals['create']['fa_per_hour']:.2f} FA/h; recalibrated on "
@@ -224,9 +242,9 @@ def det_points(row: dict) -> list[float]:
     """Best FRR at <= each of ``FA_POINTS`` on the model's real-speech DET curve (its ``eval_real/det.json``)."""
     from distill.keyword.scoring import Det
 
-    out = next((a[4:] for a in row["command"].split() if a.startswith("out=")), "")
-    path = Path(out) / "eval_real" / "det.json"
-    if not out or not path.is_file():
+    model_dir = model_dir_of(row)
+    path = model_dir / "eval_real" / "det.json" if model_dir else None
+    if path is None or not path.is_file():
         return [row["frr_at_1fa"]] + [float("nan")] * (len(FA_POINTS) - 1)
     det = Det.from_json(json.loads(path.read_text())["float32"])
     return [det.best_frr(x) for x in FA_POINTS]

@@ -55,20 +55,13 @@ class Embedder:
 
 def training_clips(word: str, enrol: list[Path], window_s: float, overrides: list[str]):
     """The clips and labels ``create`` would train on (positives, negatives, word classes)."""
-    from distill.keyword import dataset as ds
     from distill.keyword.config import CreateConfig, parse_args
-    from distill.keyword.recordings import load_recordings
-    from distill.keyword.tts import synthesize
+    from distill.keyword.create import training_data
 
     argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", "threads=1",
             f"data.window_s={window_s}", *overrides]
     cfg = parse_args(CreateConfig, argv, ["name"], "create")
-    recordings, _ = load_recordings(cfg.recordings, cfg.check)
-    window = ds.window_samples(recordings, cfg.data.window_s)
-    speech = [r.speech for r in recordings]
-    tts = synthesize(cfg.text, cfg.tts, window / 16000, cfg.seed, cfg.noise.dir, speech)
-    held = synthesize(cfg.text, cfg.tts, window / 16000, cfg.seed, cfg.noise.dir, speech, heldout=True)
-    data = ds.build(cfg, recordings, tts, held, window)
+    _, _, data, _ = training_data(cfg, cfg.text)
     return data.train_waves, data.train_labels, 2 + len(data.word_classes), cfg.seed
 
 
@@ -127,13 +120,10 @@ def main() -> None:
         x = np.stack([embed(w) for w in waves])
         head = train_head(x, labels, n_classes, seed)
         frames = x.shape[1]
-        positives = kb.load([p for p in sorted((data / word).glob("*.wav")) if kb.speaker(p) != spk])
-        negatives = kb.load([p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
-                             for p in sorted(d.glob("*.wav"))] + sorted(Path(args.noise).glob("*.wav")))
-        neg, samples = [], 0
-        for seg in segments(negatives):
-            neg.append(scores(head, embed(seg), frames))
-            samples += seg.size
+        pos_files, neg_files = kb.test_set(data, word, spk, sorted(Path(args.noise).glob("*.wav")))
+        positives, negatives = kb.load(pos_files), kb.load(neg_files)
+        neg = [scores(head, embed(seg), frames) for seg in segments(negatives)]
+        samples = sum(a.size for a in negatives)
         stream, spans, _ = embed_positives(positives, background_fn(None, negatives), int(ev.context_s * 16000),
                                            tuple(ev.snr_db), np.random.default_rng([ev.seed, 11]))
         window = STEP * (frames - 1) + (SPAN - 1) * 160 + 400

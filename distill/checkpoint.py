@@ -22,12 +22,17 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """``path`` as indented JSON, atomically: a kill mid-write leaves the old file or none, never half of one."""
+    _atomic(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2, default=str)))
+
+
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``stem.safetensors`` then ``stem.json``; the JSON is written last and marks completeness."""
     st, js = paths(stem)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _atomic(st, lambda p: save_file(flat, str(p)))
-    _atomic(js, lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+    write_json(js, meta)
 
 
 def paths(stem: Path | str) -> tuple[Path, Path]:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -243,9 +241,7 @@ def write_outputs(run_dir: Path, models: dict[str, tuple[Classifier, str]], test
     if histories:
         plot_history(histories, run_dir / "training.png")
         images.insert(0, "training.png")
-    tmp = run_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, run_dir / "metrics.json")
+    checkpoint.write_json(run_dir / "metrics.json", metrics)
     if "student" in metrics and "baseline" in metrics:
         gain = 100 * (metrics["student"]["accuracy"] - metrics["baseline"]["accuracy"])
         notes = notes + [f"distillation changed the student's test accuracy by {gain:+.2f} points"]

@@ -8,13 +8,12 @@ saying the keyword, give a threshold that holds there. The old threshold stays i
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from distill.checkpoint import write_json
 from distill.errors import KwsError
 from distill.keyword.config import CalibrateConfig, confirm_windows_for
 from distill.keyword.model import read_meta
@@ -25,7 +24,7 @@ from distill.progress import info
 def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = None) -> dict[str, Any]:
     """New threshold for ``cfg.target_fa_per_hour`` on the negatives; updates ``keyword.json``, returns its
     ``recalibration`` entry. ``negatives`` may be given as loaded clips instead of ``cfg.negatives``."""
-    from distill.keyword.evaluate import make_scorer, read_folder, score_stream
+    from distill.keyword.evaluate import make_scorer, read_folder, score_clips
 
     model_dir = Path(cfg.model_dir)
     meta = read_meta(model_dir)
@@ -40,7 +39,7 @@ def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = Non
     target = float(cfg.target_fa_per_hour or meta.get("target_fa_per_hour", 0.5))
     scorer = make_scorer(model_dir, model_dir / "model.onnx", cfg.backend == "torch", window, hop,
                          confirm_windows_for(meta), cfg.threads)
-    scores, samples = score_stream(scorer, negatives, "scoring negatives")
+    scores, samples = score_clips(scorer, negatives, "scoring negatives")
     hours = hours_of(samples)
     det = det_curve(scores, hours, np.zeros(0), max(1, refractory // hop))
     before = float(meta.get("threshold_create", meta["threshold"]))
@@ -55,9 +54,7 @@ def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = Non
     meta.update({"threshold_create": before, "threshold": threshold,
                  "threshold_logit": logit(threshold),
                  "recalibration": entry})
-    tmp = model_dir / ".keyword.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str))
-    os.replace(tmp, model_dir / "keyword.json")
+    write_json(model_dir / "keyword.json", meta)
     note_in_report(model_dir / "report.md", entry)
     return entry
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from distill.audio import SAMPLE_RATE
+from distill.checkpoint import write_json
 from distill.errors import KwsError
 from distill.features import Frontend
 from distill.keyword import dataset as ds
@@ -19,9 +19,9 @@ from distill.keyword.config import CreateConfig, check_name
 from distill.keyword.model import export
 from distill.keyword.recordings import load_recordings
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives, logit,
-                                     hours_of, positive_maxima)
+                                     hours_of, positive_maxima, score_stream)
 from distill.keyword.train import clip_data, labels_for, make_teacher, train_student
-from distill.progress import info, progress
+from distill.progress import info
 
 OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json", "keyword.json", "report.md",
            "det.png", "det.json")
@@ -63,13 +63,7 @@ def background_fn(noise_dir: str | None, speech: list[np.ndarray]
 def calibrate(scorer, stream_segments, total_s: float, positives: list[np.ndarray], background, window: int,
               hop: int, refractory: int, seed: int, what: str) -> Det:
     """DET curve of ``scorer`` on the negative stream segments and the embedded held-out positives."""
-    neg, samples = [], 0
-    with progress() as bar:
-        task = bar.add_task(f"scoring negatives ({what})", total=round(total_s / 60, 1), info="minutes")
-        for seg in stream_segments:
-            neg.append(scorer(seg))
-            samples += seg.size
-            bar.advance(task, seg.size / SAMPLE_RATE / 60)
+    neg, samples = score_stream(scorer, stream_segments, total_s / 60, f"scoring negatives ({what})")
     stream, spans, _ = embed_positives(positives, background, window // 2, (5.0, 25.0),
                                        np.random.default_rng([seed, 5]))
     pos = positive_maxima(scorer(stream), spans, window, hop) if spans else np.zeros(0)
@@ -94,16 +88,8 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     out = output_dir(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    recordings, rejected = load_recordings(cfg.recordings, cfg.check)
-    window = ds.window_samples(recordings, cfg.data.window_s)
-    info(f"{len(recordings)} usable recording(s), {min(r.seconds for r in recordings):.2f}-"
-         f"{max(r.seconds for r in recordings):.2f} s of speech; window {window / SAMPLE_RATE:g} s")
-    from distill.keyword.tts import synthesize
-
-    speech = [r.speech for r in recordings]
-    tts = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech)
-    tts_held = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech, heldout=True)
-    data = ds.build(cfg, recordings, tts, tts_held, window)
+    recordings, rejected, data, tts = training_data(cfg, text)
+    window = data.window
     student, teacher_info = train_models(cfg, data, window)
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
@@ -118,6 +104,21 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
          f"({curves['float32'].hours:.2f} h of negatives)")
     return meta
+
+
+def training_data(cfg: CreateConfig, text: str):
+    """The usable recordings, the rejected ones, everything the models train and calibrate on
+    (``KeywordData``), and the TTS clips it holds (for their engines and notes)."""
+    from distill.keyword.tts import synthesize
+
+    recordings, rejected = load_recordings(cfg.recordings, cfg.check)
+    window = ds.window_samples(recordings, cfg.data.window_s)
+    info(f"{len(recordings)} usable recording(s), {min(r.seconds for r in recordings):.2f}-"
+         f"{max(r.seconds for r in recordings):.2f} s of speech; window {window / SAMPLE_RATE:g} s")
+    speech = [r.speech for r in recordings]
+    tts = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech)
+    tts_held = synthesize(text, cfg.tts, window / SAMPLE_RATE, cfg.seed, cfg.noise.dir, speech, heldout=True)
+    return recordings, rejected, ds.build(cfg, recordings, tts, tts_held, window), tts
 
 
 def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
@@ -223,6 +224,4 @@ def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det],
         notes.append("int8: onnxruntime dynamic quantization of the convolutions, the classifier and the DFT "
                      "matmul (the mel filterbank stays float); latency is the median of one window on one thread")
     write_create_report(out / "report.md", meta, rows, notes, "det.png")
-    tmp = out / ".keyword.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str))
-    os.replace(tmp, out / "keyword.json")  # written last: a folder with keyword.json is complete
+    write_json(out / "keyword.json", meta)  # written last: a folder with keyword.json is complete

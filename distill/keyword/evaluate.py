@@ -8,18 +8,18 @@ hop; each event (with the refractory period) is a false accept. Each positive is
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from distill.audio import SAMPLE_RATE, load_audio
+from distill.checkpoint import write_json
 from distill.errors import AudioError, KwsError
 from distill.keyword.config import EvalConfig, confirm_windows_for
 from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
-                                     frr_by_kind, hours_of, positive_maxima)
+                                     frr_by_kind, hours_of, positive_maxima, score_stream)
 from distill.progress import info, track
 
 
@@ -69,13 +69,9 @@ def make_scorer(model_dir: Path, onnx_path: Path, torch_backend: bool, window: i
     return Confirmed(OnnxScorer(onnx_path, window, hop, threads), confirm_windows)
 
 
-def score_stream(scorer, clips: list[np.ndarray], what: str) -> tuple[list[np.ndarray], int]:
+def score_clips(scorer, clips: list[np.ndarray], what: str) -> tuple[list[np.ndarray], int]:
     """Scores of the clips concatenated into one stream (in segments), and its length in samples."""
-    scores, samples = [], 0
-    for seg in track(list(segments(clips)), what):
-        scores.append(scorer(seg))
-        samples += seg.size
-    return scores, samples
+    return score_stream(scorer, segments(clips), sum(c.size for c in clips) / SAMPLE_RATE / 60, what)
 
 
 def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negatives: list[np.ndarray] | None = None
@@ -111,7 +107,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     for name, path in models.items():
         scorer = make_scorer(model_dir, path, cfg.backend == "torch" and name == "float32", window, hop,
                              confirm_windows, cfg.threads)
-        neg, samples = score_stream(scorer, negatives, f"negatives ({name})")
+        neg, samples = score_clips(scorer, negatives, f"negatives ({name})")
         maxima[name] = positive_maxima(scorer(stream), spans, window, hop)
         curves[name] = det_curve(neg, hours_of(samples), maxima[name], max(1, refractory // hop))
     threshold = float(meta["threshold"])
@@ -137,9 +133,7 @@ def write(out: Path, metrics: dict[str, Any], curves: dict[str, Det], rows, thre
     plot_det(curves, threshold, float(meta.get("target_fa_per_hour", 0.5)), out / "det.png",
              f"{meta['name']}: {metrics['n_positive']} positives vs {metrics['hours_negative']:.2f} h of negatives")
     (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    write_json(out / "metrics.json", metrics)
     notes = [f"positives: {cfg.positives or '(given)'}, each inside {cfg.context_s:g} s of background before and "
              f"after (noise or other speech from the negatives) at {cfg.snr_db[0]:g}-{cfg.snr_db[1]:g} dB SNR",
              f"negatives: {cfg.negatives or '(given)'}, {metrics['hours_negative']:.3f} h concatenated; "

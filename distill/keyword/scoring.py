@@ -77,6 +77,21 @@ class TorchScorer:
         return np.concatenate(out)
 
 
+def score_stream(scorer, segments: Iterable[np.ndarray], minutes: float, what: str
+                 ) -> tuple[list[np.ndarray], int]:
+    """Window scores of each segment of one long stream, and the stream's length in samples."""
+    from distill.progress import progress
+
+    scores, samples = [], 0
+    with progress() as bar:
+        task = bar.add_task(what, total=round(minutes, 1), info="minutes")
+        for seg in segments:
+            scores.append(scorer(seg))
+            samples += seg.size
+            bar.advance(task, seg.size / SAMPLE_RATE / 60)
+    return scores, samples
+
+
 def probability(logits: torch.Tensor) -> torch.Tensor:
     """Keyword probability from logits ``(B, C)`` (class 1 is the keyword): ``softmax(logits)[:, 1]``, computed
     stably as a sigmoid of the keyword logit against the log-sum-exp of all the others."""
@@ -84,12 +99,12 @@ def probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits[:, 1] - torch.logsumexp(rest, dim=1))
 
 
-# ---------------------------------------------------------------- events
-
-
 def logit(threshold: float) -> float | None:
     """The threshold on the keyword logit margin (``keyword.json``'s ``threshold_logit``); None at 0 or 1."""
     return float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None
+
+
+# ---------------------------------------------------------------- events
 
 
 def confirm(scores: np.ndarray, windows: int) -> np.ndarray:
