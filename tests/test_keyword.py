@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from distill.cli import main
 from distill.errors import ConfigError, KwsError
 from distill.keyword.config import CreateConfig, RecordingCheck, check_name, parse_args
+from distill.keyword.create import create
 from distill.keyword.recordings import load_recordings
 
 pytest.importorskip("onnxruntime")
@@ -301,3 +303,40 @@ def test_teacher_from_another_model_is_fine_tuned_then_distilled(keyword_dir, tm
     meta = json.loads((out / "keyword.json").read_text())
     assert meta["teacher"]["source"].endswith("weights") and meta["teacher"]["reused_tensors"] > 10
     assert meta["kd"]["alpha"] == 0.5 and meta["int8"] is None
+
+
+def test_student_initialised_from_another_model_keeps_its_features_and_architecture(keyword_dir, tmp_path,
+                                                                                     monkeypatch):
+    """init=FOLDER: the student is that model with a new class layer, normalised with its statistics."""
+    from distill.classifier import load_classifier
+
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    small = ["threads=1", "tts.engines=", "data.per_recording=20", "data.fragments_per_recording=4",
+             "data.heldout_per_recording=2", "data.noise_clips=20", "train.epochs=2", "train.batch_size=32",
+             "calibration.hours=0.005", "quantize=false", "data.window_s=1.5"]
+    source, _ = load_classifier(keyword_dir / "out" / "weights")
+    out = tmp_path / "init"
+    assert main(["keyword", "create", "tone3", "text=tone word", f"recordings={','.join(recs)}", f"out={out}",
+                 f"init={keyword_dir / 'out'}", "model.options.width=0.25", *small]) == 0
+    meta = json.loads((out / "keyword.json").read_text())
+    student, _ = load_classifier(out / "weights")
+    assert meta["init"]["source"].endswith("weights") and meta["init"]["reused_tensors"] > 10
+    assert student.model.config == source.model.config  # its width, not model.options.width=0.25
+    assert meta["model"]["options"]["width"] == source.model.config.width != 0.25
+    assert student.num_samples == 24000 != source.num_samples  # convolutional: reads the longer windows
+    for name in ("mean", "std"):
+        assert torch.equal(getattr(student.frontend, name), getattr(source.frontend, name))
+    assert "student initialised from" in (out / "report.md").read_text()
+
+    # a model whose weights depend on the window length cannot start a student with other windows
+    from distill.classifier import build_classifier
+    from distill.features import FeatureConfig
+
+    kwt = build_classifier("kwt", "kwt-tiny", {}, ["a", "b"], FeatureConfig(), 16000)
+    kwt.save(tmp_path / "kwt")
+    for init, msg in ((tmp_path / "kwt", "depend on the input length"), (tmp_path / "nothing", "no checkpoint")):
+        with pytest.raises(KwsError, match=msg):
+            create(parse_args(CreateConfig, ["tone4", "text=tone word", f"recordings={','.join(recs)}",
+                                             f"out={tmp_path / 'x'}", f"init={init}", *small], ["name"], "create"))
+    assert not (tmp_path / "x").exists()

@@ -139,6 +139,8 @@ class CreateConfig:
     negatives: Optional[str] = None  # folder of audio, or one long file, with no keyword in it
     noise: NoiseSection = field(default_factory=NoiseSection)
     teacher: Optional[str] = None  # auto | run folder | checkpoint
+    init: Optional[str] = None  # start the student from this model (run folder: its student; checkpoint)
+    init_lr: float = 0.003  # peak learning rate when fine-tuning from init
     out: Optional[str] = None  # default keywords/NAME
     force: bool = False
     seed: int = 0

@@ -1,6 +1,7 @@
 """``distill keyword create``: recordings + text -> a calibrated, exported keyword detector folder."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -20,7 +21,8 @@ from distill.keyword.model import export
 from distill.keyword.recordings import load_recordings
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives, logit,
                                      hours_of, positive_maxima, score_stream)
-from distill.keyword.train import clip_data, labels_for, make_teacher, train_student
+from distill.keyword.train import (INIT_ORDER, TEACHER_ORDER, clip_data, init_student, labels_for, make_teacher,
+                                   resolve_checkpoint, train_student)
 from distill.progress import info
 
 OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json", "keyword.json", "report.md",
@@ -86,19 +88,24 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     if not text:
         raise KwsError('no keyword text: add text="hey nova" (what the recordings say)')
     out = output_dir(cfg)
+    # a missing model fails here, not after the TTS and training data are made
+    if cfg.init:
+        resolve_checkpoint(cfg.init, "init", INIT_ORDER)
+    if cfg.teacher and cfg.teacher != "auto":
+        resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     recordings, rejected, data, tts = training_data(cfg, text)
     window = data.window
-    student, teacher_info = train_models(cfg, data, window)
+    student, teacher_info, init_info = train_models(cfg, data, window)
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
     student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
     export(student, out / "model.onnx")
     threshold, rows, curves = calibrate_models(cfg, out, student, data, window)
-    meta = keyword_meta(cfg, text, recordings, rejected, window, threshold, student, data, tts, rows, teacher_info,
-                        time.time() - t_start)
+    meta = keyword_meta(cfg, text, recordings, rejected, window, threshold, student, data, tts, rows,
+                        {"teacher": teacher_info, "init": init_info}, time.time() - t_start)
     write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
     info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
@@ -122,14 +129,18 @@ def training_data(cfg: CreateConfig, text: str):
 
 
 def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
-    """Frontend statistics, the optional teacher, and the student; returns (student, teacher description)."""
-    frontend = Frontend(cfg.features)
+    """Frontend statistics, the optional teacher, and the student (new, or from ``init``); returns
+    (student, teacher description, init description)."""
     classes = labels_for(cfg.name, data.word_classes)
     if data.word_classes:
         info(f"{len(data.word_classes)} word classes among the negatives "
              f"(data.min_word_clips={cfg.data.min_word_clips})")
+    init, init_info = init_student(cfg.init, classes, window) if cfg.init else (None, None)
+    # a pretrained student brings its features and their statistics; otherwise they are fitted here
+    frontend = copy.deepcopy(init.frontend) if init else Frontend(cfg.features)
     train = clip_data(data.train_waves, data.train_labels, frontend)
-    frontend.fit_stats(train.feats)
+    if init is None:
+        frontend.fit_stats(train.feats)
     n_pos = len(data.heldout_positives)
     val_waves = np.stack(data.heldout_positives + data.stream_clips[: 2 * n_pos]) if n_pos \
         else np.zeros((0, window), np.float32)
@@ -139,7 +150,7 @@ def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     if cfg.teacher:
         teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
                                              window, frontend, classes)
-    return train_student(cfg, train, val, window, frontend, teacher, classes), teacher_info
+    return train_student(cfg, train, val, window, frontend, teacher, classes, init), teacher_info, init_info
 
 
 def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData, window: int
@@ -171,7 +182,8 @@ def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData
 
 
 def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], window: int, threshold: float,
-                 student, data: ds.KeywordData, tts, rows, teacher_info, seconds: float) -> dict[str, Any]:
+                 student, data: ds.KeywordData, tts, rows, sources: dict[str, Any], seconds: float
+                 ) -> dict[str, Any]:
     from distill.keyword.model import KeywordProbability
     from distill.models.profile import count_macs, count_params
 
@@ -189,13 +201,15 @@ def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], 
         "hop_s": cfg.calibration.hop() / SAMPLE_RATE, "refractory_s": cfg.calibration.refractory(window) / SAMPLE_RATE,
         "confirm_windows": cfg.calibration.confirm_windows,
         "params": count_params(student.model), "macs": macs, "macs_frontend": total - macs,
-        "model": {"name": cfg.model.name, "preset": cfg.model.preset, "options": cfg.model.options},
+        "model": {"name": student.name, "preset": getattr(student.model, "preset", None),
+                  "options": dataclasses.asdict(student.model.config) if sources["init"] else cfg.model.options},
         "features": dataclasses.asdict(c),
         "input": {"name": "audio", "shape": ["batch", window], "dtype": "float32", "range": [-1, 1]},
         "output": {"name": "probability", "shape": ["batch"]},
         "training_data": data.counts(), "tts_engines": tts.engines,
         "recordings": [str(r.path) for r in recordings], "rejected_recordings": rejected,
-        "teacher": teacher_info, "kd": dataclasses.asdict(cfg.kd) if teacher_info else None,
+        "teacher": sources["teacher"], "kd": dataclasses.asdict(cfg.kd) if sources["teacher"] else None,
+        "init": sources["init"],
         "calibration": {k: v for k, v in rows["float32"].items() if k not in ("size_kb", "latency_ms")},
         "int8": rows.get("int8"), "float32": rows["float32"],
         "seed": cfg.seed, "seconds": round(seconds, 1),

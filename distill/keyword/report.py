@@ -70,7 +70,8 @@ def write_create_report(path: Path, meta: dict[str, Any], rows: dict[str, dict[s
         f"{c['train_negatives']:,} negatives ({', '.join(f'{k} {v:,}' for k, v in c['negatives_by_source'].items())})",
         f"- enrolment recordings used: {len(meta['recordings'])}; TTS engines: "
         f"{', '.join(meta['tts_engines']) or 'none'}",
-        f"- teacher: {meta['teacher']['source'] + ' (' + meta['teacher']['model'] + ' ' + str(meta['teacher']['preset']) + ')' if meta.get('teacher') else 'none (no KD)'}",
+        f"- teacher: {source(meta.get('teacher')) or 'none (no KD)'}",
+        f"- student initialised from: {source(meta.get('init')) or 'nothing (trained from scratch)'}",
         "", "Held-out calibration results (same audio for both; float32 scored with the torch graph, which the "
         "export checked against model.onnx, int8 with onnxruntime on model.int8.onnx):", "",
         *metrics_table(rows), "",
@@ -84,3 +85,8 @@ def write_eval_report(path: Path, title: str, rows: dict[str, dict[str, Any]], n
                       ) -> None:
     lines = [f"# {title}", "", *metrics_table(rows), "", *[f"- {n}" for n in notes], "", f"![DET curve]({image})", ""]
     path.write_text("\n".join(lines))
+
+
+def source(model: dict | None) -> str:
+    """``path (model preset)`` of a teacher or init entry of keyword.json, or ``""``."""
+    return f"{model['source']} ({model['model']} {model['preset']})" if model else ""

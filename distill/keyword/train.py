@@ -13,6 +13,11 @@ asked about this keyword (their classes are other words), so KD needs a teacher 
 
 Either way the student then trains on ``(1 - a) * CE + a * T^2 * KL`` against the teacher's logits on the
 training clips (``distill.kd.kd_loss``; offline targets, computed once).
+
+``init=RUN_OR_CHECKPOINT`` starts the student itself from a trained model (a run's student by default): every
+tensor but the class layer, and that model's features and normalisation. A student pretrained on real speech of
+many speakers (the base command set) keeps what it learned about speech while it learns the keyword from the
+few recordings and TTS; trained from scratch, it only knows the voices it is shown.
 """
 from __future__ import annotations
 
@@ -36,6 +41,11 @@ from distill.keyword.config import CreateConfig
 from distill.keyword.model import LABELS_OTHER
 from distill.progress import info
 from distill.train import Teacher, Trainer, predict
+
+
+# which checkpoint of a run folder each role takes first
+TEACHER_ORDER = ("teacher", "student")
+INIT_ORDER = ("student", "teacher")
 
 
 def clip_data(waves: np.ndarray, labels: np.ndarray, frontend: Frontend) -> ClipData:
@@ -77,22 +87,69 @@ def new_classifier(section_name: str, preset: str | None, options: dict, classes
 
 
 def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, window: int, frontend: Frontend,
-                  teacher: Teacher | None, classes: list[str]) -> Classifier:
+                  teacher: Teacher | None, classes: list[str], init: Classifier | None = None) -> Classifier:
+    """A new student, or ``init`` (a pretrained model with a new class layer) fine-tuned at ``init_lr``."""
     torch.manual_seed(cfg.seed)
-    clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, window, frontend)
     what = "student" + (f" (KD, T={teacher.kd.temperature:g}, a={teacher.kd.alpha:g})" if teacher else "")
-    return fit(clf, data, val, cfg, cfg.train, teacher, what)
+    if init is None:
+        clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, window, frontend)
+        return fit(clf, data, val, cfg, cfg.train, teacher, what)
+    # no zero-gamma: it would erase the pretrained residual branches
+    train = dataclasses.replace(cfg.train, lr=cfg.init_lr, zero_gamma=False)
+    return fit(init, data, val, cfg, train, teacher, what + f", from {Path(str(cfg.init)).name}")
 
 
-def resolve_teacher(path: str) -> Path:
-    """A run folder (its teacher, else its student), a keyword folder, or a checkpoint stem/file."""
+def resolve_checkpoint(path: str, key: str, order: tuple[str, ...]) -> Path:
+    """A run folder (its ``checkpoints/<order[0]>``, else the next), a keyword folder, or a checkpoint
+    stem/file; ``key`` names the setting in errors."""
     p = Path(path).expanduser()
-    candidates = [p / "checkpoints" / "teacher", p / "checkpoints" / "student", p / "weights", p]
+    candidates = [*(p / "checkpoints" / name for name in order), p / "weights", p]
     for c in candidates:
         if checkpoint.exists(c):
             return c
-    raise KwsError(f"teacher={path}: no checkpoint found (looked for {', '.join(str(c) for c in candidates[:3])} "
-                   "and the path itself as NAME.safetensors + NAME.json); use teacher=auto to train one")
+    raise KwsError(f"{key}={path}: no checkpoint found (looked for "
+                   f"{', '.join(str(c) for c in candidates[:-1])} and the path itself as NAME.safetensors + "
+                   "NAME.json)" + ("; use teacher=auto to train one" if key == "teacher" else ""))
+
+
+def transfer(path: Path, classes: list[str], num_samples: int | None = None
+             ) -> tuple[Classifier, list[str], list[str]]:
+    """A new classifier for ``classes`` holding every tensor of checkpoint ``path`` but its class layer, with its
+    features and normalisation; ``num_samples`` defaults to the checkpoint's window.
+
+    Returns:
+        (classifier, names of the tensors taken from the checkpoint, names of the tensors that could not be)
+    """
+    source, meta = load_classifier(path)
+
+    def build(labels: list[str]) -> Classifier:
+        return build_classifier(meta["model"], meta.get("preset"), meta["model_config"], labels,
+                                FeatureConfig(**meta["features"]), num_samples or source.num_samples)
+
+    clf = build(classes)
+    own = clf.state_dict()
+    # the class layer: whatever changes shape with one class more (even when the class counts happen to match)
+    head = {k for k, v in build([*classes, "_"]).state_dict().items() if v.shape != own[k].shape}
+    kept = {k: v for k, v in source.state_dict().items() if k in own and k not in head and own[k].shape == v.shape}
+    clf.load_state_dict(kept, strict=False)
+    return clf, sorted(kept), sorted(set(own) - set(kept) - head)
+
+
+def init_student(path: str, classes: list[str], window: int) -> tuple[Classifier, dict]:
+    """The pretrained student for ``init=``, reading ``window``-sample inputs; refuses a model that cannot
+    (one whose tensors depend on the input length, like KWT's position embedding)."""
+    source = resolve_checkpoint(path, "init", INIT_ORDER)
+    clf, kept, missed = transfer(source, classes, window)
+    if missed:
+        raise KwsError(f"init={path}: {clf.name} cannot read {window / 16000:g} s windows with its pretrained "
+                       f"weights ({', '.join(missed[:3])} depend on the input length); use a convolutional "
+                       "model (tcresnet, bcresnet, dscnn) or set data.window_s to its length")
+    from distill.models.profile import count_params
+
+    info(f"student starts from {source} ({clf.name}, {count_params(clf.model):,} parameters; "
+         f"{len(kept)} tensors kept, new class layer for {len(classes)} classes); model.* is not used")
+    return clf, {"source": str(source), "model": clf.name, "preset": getattr(clf.model, "preset", None),
+                 "reused_tensors": len(kept)}
 
 
 def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data: ClipData, val_waves: np.ndarray,
@@ -108,17 +165,12 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
         if cfg.kd.mode == "online":
             return Teacher(cfg.kd, model=clf), describe(clf, "auto")
         return Teacher(cfg.kd, logits=predict(clf, data)), describe(clf, "auto")
-    path = resolve_teacher(str(cfg.teacher))
-    source, meta = load_classifier(path)
-    n = source.num_samples
+    path = resolve_checkpoint(str(cfg.teacher), "teacher", TEACHER_ORDER)
+    clf, kept, _ = transfer(path, classes)  # every layer but the class layer
+    n = clf.num_samples
     if n < window:
         info(f"[yellow]teacher {path} reads {n / 16000:g} s windows; the {window / 16000:g} s keyword windows are "
              "centre-cropped for it")
-    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], classes,
-                           FeatureConfig(**meta["features"]), n)
-    own = clf.state_dict()
-    kept = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    clf.load_state_dict(kept, strict=False)  # every layer but the class layer
     fe = clf.frontend
     t_data = clip_data(fit_length(waves, n), labels, fe)
     t_val = clip_data(fit_length(val_waves, n), val_labels, fe) if len(val_labels) else None
