@@ -8,6 +8,7 @@ For each word (default left, off, stop) of the shared Speech Commands test-dev f
   ``noise/`` files, concatenated into one stream;
 - four models: with / without TTS positives x with / without KD (``teacher=auto``); the TTS negatives are
   used by all four. The real noise files are NOT used in training (they are test negatives).
+  With ``--base`` (below), other configurations.
 
 Reports FRR at the threshold calibrated by ``create`` (on synthetic held-out audio, target 0.5 FA/h), the
 FA/h it gives on real negatives, and the best FRR at <= 1 FA/h read from the real DET curve; int8 for the
@@ -19,6 +20,16 @@ full configuration; and the ``Detector`` real-time factor on one core.
 ``--recalibrate`` takes the models already in ``--out`` and splits the negatives by speaker in two halves: each
 model is calibrated again (``distill keyword calibrate``, on a copy) on half A, and both thresholds, create's and
 the new one, are evaluated on half B, speakers the calibration never heard.
+
+``--base`` asks what a model pretrained on real speech of many speakers brings, as a user's base command-set
+model would: the speakers are split in two halves by hash; ``distill run`` trains a command-set model (teacher
+and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
+test use only the other half. Every configuration gets the base half's clips as real negatives
+(``negatives=``, replacing any given). Configurations ``+base`` start the student from the base student
+(``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and
+``tts+kd`` train from scratch, for comparison on the same half.
+
+    python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
@@ -33,27 +44,43 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-CONFIGS = {  # name: (TTS positives, KD)
-    "tts+kd": (True, True),
-    "tts": (True, False),
-    "kd": (False, True),
-    "recordings only": (False, False),
+CONFIGS = {  # name: (TTS positives, teacher: None / "auto" / "base", student from the base model)
+    "tts+kd": (True, "auto", False),
+    "tts": (True, None, False),
+    "kd": (False, "auto", False),
+    "recordings only": (False, None, False),
+    "tts+base": (True, None, True),
+    "tts+base+kd": (True, "base", True),
+    "base": (False, None, True),
 }
+FULL = ("tts+kd", "tts+base+kd")  # also int8 and the detector's real-time factor
+WORDS = "left,off,stop"
+DEFAULT_CONFIGS = ["tts+kd", "tts", "kd", "recordings only"]
+BASE_CONFIGS = ["tts", "tts+kd", "tts+base", "tts+base+kd", "base"]
 
 
 def speaker(path: Path) -> str:
     return path.name.split("_nohash_")[0].split("_")[-1]
 
 
-def enrolment(word_dir: Path, n: int) -> tuple[list[Path], str]:
-    """The first speaker (sorted) with ``n`` clips of the word that all pass the recording checks."""
+def base_speaker(spk: str) -> bool:
+    """``--base``: half the speakers (by hash) train the base model; the others enrol and test."""
+    from distill.data import hash_split
+
+    return hash_split(spk, 0, 50) == "train"
+
+
+def enrolment(word_dir: Path, n: int, speakers=lambda spk: True) -> tuple[list[Path], str]:
+    """The first speaker (sorted) among ``speakers`` with ``n`` clips of the word that all pass the recording
+    checks."""
     from distill.errors import AudioError
     from distill.keyword.config import RecordingCheck
     from distill.keyword.recordings import check_recording
 
     by_speaker: dict[str, list[Path]] = {}
     for p in sorted(word_dir.glob("*.wav")):
-        by_speaker.setdefault(speaker(p), []).append(p)
+        if speakers(speaker(p)):
+            by_speaker.setdefault(speaker(p), []).append(p)
     for spk, files in sorted(by_speaker.items()):
         ok = []
         for f in files:
@@ -67,12 +94,58 @@ def enrolment(word_dir: Path, n: int) -> tuple[list[Path], str]:
     raise SystemExit(f"no speaker has {n} usable clips in {word_dir}")
 
 
-def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Positives: ``word`` from every other speaker; negatives: every clip of the other folders, then the noise."""
-    positives = [p for p in sorted((data / word).glob("*.wav")) if speaker(p) != enrol_speaker]
+def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path], speakers=lambda spk: True
+             ) -> tuple[list[Path], list[Path]]:
+    """Positives: ``word`` from every other speaker; negatives: every clip of the other folders, then the noise
+    (only clips of ``speakers``)."""
+    positives = [p for p in sorted((data / word).glob("*.wav"))
+                 if speaker(p) != enrol_speaker and speakers(speaker(p))]
     negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
-                 for p in sorted(d.glob("*.wav"))] + noise_files
+                 for p in sorted(d.glob("*.wav")) if speakers(speaker(p))] + noise_files
     return positives, negatives
+
+
+def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: list[str]) -> tuple[Path, Path]:
+    """``--base``: a command-set model (``distill run``, TC-ResNet14-1.5 teacher, TC-ResNet8 student) trained on
+    real speech: every clip of the base speakers except the benchmark words (which it never hears) and
+    ``_silence_`` (cut from the noise files, which are test negatives), plus the FSDD digits. The speaker halves
+    are disjoint, so nobody it heard is enrolled or tested. Resumes.
+
+    Returns:
+        (the run folder, a folder of links to the same clips: real negatives for every keyword)
+    """
+    import hashlib
+
+    from distill.config import load_run_config
+    from distill.pipeline import run
+
+    rows = []
+    for d in sorted(p for p in data.iterdir() if p.is_dir() and p.name not in [*words, "_silence_"]):
+        for p in sorted(d.glob("*.wav")):
+            spk = speaker(p)
+            if base_speaker(spk):  # about 7 of the 50% go to validation
+                val = int(hashlib.sha1(spk.encode()).hexdigest(), 16) % 100_000 < 57_000
+                rows.append({"path": str(p), "label": d.name, "speaker": spk, "split": "val" if val else "train"})
+    for p in sorted(fsdd.glob("*.wav")):  # {digit}_{speaker}_{index}; index 0-2 as the test split
+        digit, spk, index = p.stem.split("_")
+        rows.append({"path": str(p), "label": f"digit_{digit}", "speaker": spk,
+                     "split": "test" if int(index) < 3 else "train"})
+    negatives = out / "negatives"
+    negatives.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        link = negatives / f"{r['label']}_{Path(r['path']).name}"
+        if not link.is_symlink():
+            link.symlink_to(r["path"])
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir = out / "run"
+    if not (run_dir / "metrics.json").is_file():
+        print(f"base model: {len(rows)} clips ({sum(r['label'].startswith('digit_') for r in rows)} FSDD), "
+              f"no {', '.join(words)}; distill run into {run_dir}", flush=True)
+        run(load_run_config(["teacher=tcresnet", "student=tcresnet", "data=manifest", f"data.root={manifest}",
+                             "threads=1", f"run.dir={run_dir}", "resume=true", *overrides]))
+    return run_dir, negatives
 
 
 def model_dir_of(row: dict) -> Path | None:
@@ -97,11 +170,19 @@ def rtf(model_dir: Path, audio: np.ndarray, int8: bool) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--words", default="left,off,stop")
+    ap.add_argument("--words", default=WORDS)
     ap.add_argument("--data", default=str(ROOT / "speech_commands_v2_test_dev"))
     ap.add_argument("--noise", default=str(ROOT / "noise"))
     ap.add_argument("--out", default="bench_out/keyword")
-    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--configs", default=None, help=f"default {','.join(DEFAULT_CONFIGS)}; with --base "
+                    f"{','.join(BASE_CONFIGS)}; all: {','.join(CONFIGS)}")
+    ap.add_argument("--base", action="store_true",
+                    help="split the speakers in two halves: train a command-set model on one (without the "
+                    "benchmark words), enrol and test on the other; enables the +base configurations")
+    ap.add_argument("--base-args", default="", help="space-separated KEY=VALUE for the base model's distill run")
+    ap.add_argument("--base-dir", default=None, help="where the base model and its clips go (default OUT/base; "
+                    "share one between several --out)")
+    ap.add_argument("--fsdd", default=str(ROOT / "fsdd" / "recordings"))
     ap.add_argument("--enrol", type=int, default=5)
     ap.add_argument("--seeds", default="0", help="create every model once per seed (seed=S); the table gives "
                     "the spread: best FRR at <= 1 FA/h rests on the few highest-scoring negatives and varies a lot")
@@ -126,9 +207,18 @@ def main() -> None:
     summary_path = out / "summary.json"
     if summary_path.is_file():
         results = json.loads(summary_path.read_text()).get("results", {})
+    configs = args.configs.split(",") if args.configs else BASE_CONFIGS if args.base else DEFAULT_CONFIGS
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown or (not args.base and any(CONFIGS[c][2] or CONFIGS[c][1] == "base" for c in configs)):
+        raise SystemExit(f"--configs: unknown {unknown} or +base without --base; known: {', '.join(CONFIGS)}")
+    speakers = (lambda spk: not base_speaker(spk)) if args.base else (lambda spk: True)
+    # the base model never hears the default words nor the ones asked for: one base serves every run
+    held_out = sorted({*WORDS.split(","), *args.words.split(",")})
+    base, base_negatives = base_model(data, held_out, Path(args.fsdd), Path(args.base_dir or out / "base"),
+                                      args.base_args.split()) if args.base else (None, None)
     for word in args.words.split(","):
-        enrol, spk = enrolment(data / word, args.enrol)
-        positives, negatives = test_set(data, word, spk, noise_files)
+        enrol, spk = enrolment(data / word, args.enrol, speakers)
+        positives, negatives = test_set(data, word, spk, noise_files, speakers)
         pos_audio, neg_audio = load(positives), load(negatives)
         if args.recalibrate:
             recalibrate(results, word, pos_audio, negatives, neg_audio, out)
@@ -136,17 +226,19 @@ def main() -> None:
         print(f"\n{word}: enrol speaker {spk} ({len(enrol)} clips); {len(positives)} positives from other "
               f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
               flush=True)
-        for name, seed in [(n, int(s)) for n in args.configs.split(",") for s in args.seeds.split(",")]:
+        for name, seed in [(n, int(s)) for n in configs for s in args.seeds.split(",")]:
             key = f"{word}/{name}" + (f"/seed{seed}" if seed else "")
             if key in results and not args.reeval:
                 print(f"  {key:24s} (done) {results[key]}")
                 continue
-            tts_pos, kd = CONFIGS[name]
+            tts_pos, teacher, init = CONFIGS[name]
             model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else ""))
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
-                    "force=true", "threads=1", f"quantize={str(name == 'tts+kd').lower()}", *args.overrides,
+                    "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *args.overrides,
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
-                    *(["teacher=auto"] if kd else [])]  # the configuration wins
+                    *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
+                    *([f"init={base}"] if init else []),  # the configuration wins
+                    *([f"negatives={base_negatives}"] if base_negatives else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})
@@ -156,7 +248,7 @@ def main() -> None:
                 meta = create(parse_args(CreateConfig, argv, ["name"], "create"))
                 t_create = time.time() - t0
             ev = run_eval(EvalConfig(model_dir=str(model_dir), out=str(model_dir / "eval_real"), backend="torch",
-                                     int8=name == "tts+kd", threads=1), pos_audio, neg_audio)
+                                     int8=name in FULL, threads=1), pos_audio, neg_audio)
             m = ev["metrics"]
             row = {"frr": m["frr"], "fa_per_hour": m["fa_per_hour"], "frr_at_1fa": m["frr_at_1fa_per_hour"],
                    "threshold": m["threshold"], "hours_negative": m["hours_negative"], "n_positive": m["n_positive"],
