@@ -25,7 +25,7 @@ the new one, are evaluated on half B, speakers the calibration never heard.
 model would: the speakers are split in two halves by hash; ``distill run`` trains a command-set model (teacher
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
 test use only the other half. Every configuration gets the base half's clips as real negatives
-(``negatives=``, replacing any given). Configurations ``+base`` start the student from the base student
+(``negatives=``, replacing any given; ``--no-base-negatives`` keeps the given ones). Configurations ``+base`` start the student from the base student
 (``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and
 ``tts+kd`` train from scratch, for comparison on the same half.
 
@@ -182,6 +182,9 @@ def main() -> None:
     ap.add_argument("--base-args", default="", help="space-separated KEY=VALUE for the base model's distill run")
     ap.add_argument("--base-dir", default=None, help="where the base model and its clips go (default OUT/base; "
                     "share one between several --out)")
+    ap.add_argument("--base-negatives", action=argparse.BooleanOptionalAction, default=True,
+                    help="with --base: the base half's clips as every model's real negatives (default), or "
+                    "only the negatives= given")
     ap.add_argument("--fsdd", default=str(ROOT / "fsdd" / "recordings"))
     ap.add_argument("--enrol", type=int, default=5)
     ap.add_argument("--seeds", default="0", help="create every model once per seed (seed=S); the table gives "
@@ -238,7 +241,7 @@ def main() -> None:
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base}"] if init else []),  # the configuration wins
-                    *([f"negatives={base_negatives}"] if base_negatives else [])]
+                    *([f"negatives={base_negatives}"] if base_negatives and args.base_negatives else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})
