@@ -25,9 +25,9 @@ the new one, are evaluated on half B, speakers the calibration never heard.
 model would: the speakers are split in two halves by hash; ``distill run`` trains a command-set model (teacher
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
 test use only the other half. Every configuration gets the base half's clips as real negatives
-(``negatives=``, replacing any given; ``--no-base-negatives`` keeps the given ones). Configurations ``+base`` start the student from the base student
-(``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and
-``tts+kd`` train from scratch, for comparison on the same half.
+(``negatives=``, replacing any given; ``--no-base-negatives`` keeps the given ones). Configurations ``+base``
+start the student from the base student (``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on
+the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from scratch, for comparison on the same half.
 
     python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
@@ -114,18 +114,17 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
     Returns:
         (the run folder, a folder of links to the same clips: real negatives for every keyword)
     """
-    import hashlib
-
     from distill.config import load_run_config
+    from distill.data import hash_split
     from distill.pipeline import run
 
     rows = []
     for d in sorted(p for p in data.iterdir() if p.is_dir() and p.name not in [*words, "_silence_"]):
         for p in sorted(d.glob("*.wav")):
             spk = speaker(p)
-            if base_speaker(spk):  # about 7 of the 50% go to validation
-                val = int(hashlib.sha1(spk.encode()).hexdigest(), 16) % 100_000 < 57_000
-                rows.append({"path": str(p), "label": d.name, "speaker": spk, "split": "val" if val else "train"})
+            if base_speaker(spk):  # those in 50-57% of the hash range validate
+                split = "val" if hash_split(spk, 57, 0) == "val" else "train"
+                rows.append({"path": str(p), "label": d.name, "speaker": spk, "split": split})
     for p in sorted(fsdd.glob("*.wav")):  # {digit}_{speaker}_{index}; index 0-2 as the test split
         digit, spk, index = p.stem.split("_")
         rows.append({"path": str(p), "label": f"digit_{digit}", "speaker": spk,
@@ -136,7 +135,6 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
         link = negatives / f"{r['label']}_{Path(r['path']).name}"
         if not link.is_symlink():
             link.symlink_to(r["path"])
-    out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_dir = out / "run"
@@ -219,6 +217,7 @@ def main() -> None:
     held_out = sorted({*WORDS.split(","), *args.words.split(",")})
     base, base_negatives = base_model(data, held_out, Path(args.fsdd), Path(args.base_dir or out / "base"),
                                       args.base_args.split()) if args.base else (None, None)
+    base_negatives = base_negatives if args.base_negatives else None
     for word in args.words.split(","):
         enrol, spk = enrolment(data / word, args.enrol, speakers)
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
@@ -241,7 +240,7 @@ def main() -> None:
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base}"] if init else []),  # the configuration wins
-                    *([f"negatives={base_negatives}"] if base_negatives and args.base_negatives else [])]
+                    *([f"negatives={base_negatives}"] if base_negatives else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})

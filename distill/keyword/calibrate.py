@@ -15,7 +15,7 @@ import numpy as np
 
 from distill.checkpoint import write_json
 from distill.errors import KwsError
-from distill.keyword.config import CalibrateConfig, confirm_windows_for
+from distill.keyword.config import CalibrateConfig, confirm_windows_for, stream_timing
 from distill.keyword.model import read_meta
 from distill.keyword.scoring import det_curve, hours_of, logit
 from distill.progress import info
@@ -33,9 +33,8 @@ def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = Non
             raise KwsError("usage: distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV "
                            "[target_fa_per_hour=0.5]")
         negatives = read_folder(cfg.negatives, "negatives")
-    window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
-    hop = int(round(cfg.hop_s * sr))
-    refractory = int(round(float(meta.get("refractory_s") or window / sr) * sr))
+    sr = int(meta["sample_rate"])
+    window, hop, refractory = stream_timing(meta, cfg.hop_s)
     target = float(cfg.target_fa_per_hour or meta.get("target_fa_per_hour", 0.5))
     scorer = make_scorer(model_dir, model_dir / "model.onnx", cfg.backend == "torch", window, hop,
                          confirm_windows_for(meta), cfg.threads)

@@ -46,6 +46,14 @@ def confirm_windows_for(meta: dict[str, Any], override: int | None = None) -> in
     return check_confirm(int(meta.get("confirm_windows", 1)) if override is None else override)
 
 
+def stream_timing(meta: dict[str, Any], hop_s: float, refractory_s: float | None = None) -> tuple[int, int, int]:
+    """(window, hop, refractory) in samples for scoring a stream with a keyword of ``keyword.json``; the
+    refractory period is ``refractory_s``, else the keyword's, else one window."""
+    window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
+    refractory = float(refractory_s or meta.get("refractory_s") or window / sr)
+    return window, int(round(hop_s * sr)), int(round(refractory * sr))
+
+
 @dataclass
 class RecordingCheck:
     """Limits a usable enrolment recording must meet."""

@@ -16,7 +16,7 @@ import numpy as np
 from distill.audio import SAMPLE_RATE, load_audio
 from distill.checkpoint import write_json
 from distill.errors import AudioError, KwsError
-from distill.keyword.config import EvalConfig, confirm_windows_for
+from distill.keyword.config import EvalConfig, confirm_windows_for, stream_timing
 from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
                                      frr_by_kind, hours_of, positive_maxima, score_stream)
@@ -84,9 +84,8 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
 
     model_dir = Path(cfg.model_dir)
     meta = read_meta(model_dir)
-    window, sr = int(meta["window_samples"]), int(meta["sample_rate"])
-    hop = int(round(cfg.hop_s * sr))
-    refractory = int(round((cfg.refractory_s or meta.get("refractory_s") or window / sr) * sr))
+    sr = int(meta["sample_rate"])
+    window, hop, refractory = stream_timing(meta, cfg.hop_s, cfg.refractory_s)
     confirm_windows = confirm_windows_for(meta, cfg.confirm_windows)
     if positives is None:
         if not cfg.positives or not cfg.negatives:
