@@ -14,6 +14,7 @@ from synth.engines.coqui import CoquiOptions
 from synth.engines.espeak import EspeakOptions
 from synth.engines.festival import FestivalOptions
 from synth.engines.flite import FliteOptions
+from synth.engines.kokoro import KokoroOptions
 from synth.engines.piper import PiperOptions
 from synth.speaker import SpeakerConfig
 from synth.text import parse_words
@@ -42,6 +43,7 @@ class SynthConfig:
     espeak: EspeakOptions = field(default_factory=EspeakOptions)
     flite: FliteOptions = field(default_factory=FliteOptions)
     festival: FestivalOptions = field(default_factory=FestivalOptions)
+    kokoro: KokoroOptions = field(default_factory=KokoroOptions)
     coqui: CoquiOptions = field(default_factory=CoquiOptions)
 
     def __post_init__(self) -> None:

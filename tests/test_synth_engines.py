@@ -64,6 +64,32 @@ def test_espeak_phonemes():
     assert "s" in yes and know == no
 
 
+def test_kokoro_reads_espeak_phonemes_as_its_own_symbols():
+    from synth.engines.kokoro import to_tokens
+
+    vocab = {c: i for i, c in enumerate("hAnOvəstɑpˈ ")}
+    tokens = to_tokens("hˈeɪ nˈoʊvə", vocab)  # diphthongs become one symbol each; unknown symbols are dropped
+    assert [t for t in tokens] == [vocab[c] for c in "hˈA nˈOvə"]
+    assert to_tokens("ʃ", vocab) == []
+
+
+def test_kokoro_blends_two_voices_and_refuses_unknown_ones(engines):
+    from distill.errors import ConfigError
+    from synth.engines.kokoro import KokoroOptions, load_voices
+
+    engine = get_engine(engines, "kokoro")
+    names = list(load_voices(engine.options))
+    voices = ENGINES.get("kokoro").voices(engine.options)
+    assert len(voices) == len(names) + len(names) * (len(names) - 1) // 2
+    assert ENGINES.get("kokoro").voices(KokoroOptions(blend=0.0)) == names
+    blends = [engine.synthesize("seven", np.random.default_rng(s)) for s in range(12)]
+    mixed = [b for b in blends if "+" in b.voice]
+    assert mixed and all(0.2 <= b.params["mix"] <= 0.8 for b in mixed)
+    assert len({b.audio.size for b in blends}) > 3  # voices and rates differ
+    with pytest.raises(ConfigError, match="unknown kokoro voice"):
+        load_voices(KokoroOptions(voices=["nobody"]))
+
+
 def test_coqui_offline_without_model_says_how_to_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("TTS_HOME", str(tmp_path))
     options = CoquiOptions(model="tts_models/en/vctk/vits")

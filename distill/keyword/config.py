@@ -18,7 +18,7 @@ from distill.errors import ConfigError, KwsError
 from distill.features import FeatureConfig
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ALL_ENGINES = ["piper", "espeak", "flite", "festival", "coqui"]
+ALL_ENGINES = ["piper", "kokoro", "espeak", "flite", "festival", "coqui"]
 
 
 def check_name(name: str) -> str:

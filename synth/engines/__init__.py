@@ -5,6 +5,6 @@ importing this package is cheap and a missing optional engine only matters when 
 """
 from synth.engines.base import ENGINES, Engine, Synthesized, options_from_dict
 
-from synth.engines import coqui, espeak, festival, flite, piper  # noqa: E402,F401  (registration on import)
+from synth.engines import coqui, espeak, festival, flite, kokoro, piper  # noqa: E402,F401  (registration on import)
 
 __all__ = ["ENGINES", "Engine", "Synthesized", "options_from_dict"]
