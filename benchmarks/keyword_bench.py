@@ -260,7 +260,8 @@ def main() -> None:
             if m.get("int8"):
                 row["int8"] = m["int8"]
                 row["int8_size_kb"], row["fp32_size_kb"] = meta["int8"]["size_kb"], meta["float32"]["size_kb"]
-                row["int8_latency_ms"], row["fp32_latency_ms"] = meta["int8"]["latency_ms"], meta["float32"]["latency_ms"]
+                row["int8_latency_ms"] = meta["int8"]["latency_ms"]
+                row["fp32_latency_ms"] = meta["float32"]["latency_ms"]
                 stream = np.concatenate(neg_audio)[: 16000 * 120]
                 row["rtf_fp32"], row["rtf_int8"] = rtf(model_dir, stream, False), rtf(model_dir, stream, True)
             results[key] = row

@@ -70,7 +70,8 @@ def main() -> None:
                           "best_params": {k: best[k] for k in ("kd.temperature", "kd.alpha")}}
         saved = 1 - rows["asha"]["trial_epochs"] / rows["fifo"]["trial_epochs"]
         figures["asha_vs_fifo"] = {**rows, "trial_epochs_saved": saved}
-        print(f"\n{'scheduler':9s} {'trial-epochs':>12s} {'search s':>9s} {'best val':>9s} {'its test':>9s}  best params")
+        print(f"\n{'scheduler':9s} {'trial-epochs':>12s} {'search s':>9s} {'best val':>9s} {'its test':>9s}"
+              "  best params")
         for name, r in rows.items():
             print(f"{name:9s} {r['trial_epochs']:>12d} {r['fit_seconds']:>9.1f} {100 * r['best_val_accuracy']:>8.2f}% "
                   f"{100 * r['best_test_accuracy']:>8.2f}%  {r['best_params']}")

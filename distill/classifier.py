@@ -65,6 +65,7 @@ def load_classifier(path: Path | str) -> tuple[Classifier, dict[str, Any]]:
     model_keys = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
     missing, unexpected = clf.load_state_dict(model_keys, strict=False)
     if missing or unexpected:
-        raise KwsError(f"checkpoint {path} does not match its model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise KwsError(f"checkpoint {path} does not match its model: missing {missing[:3]}, "
+                       f"unexpected {unexpected[:3]}")
     clf.eval()
     return clf, meta

@@ -63,7 +63,8 @@ def _print_table(metrics: dict, out_dir: str | None) -> None:
     for col in ("model", "params", "MACs", "accuracy", "latency ms"):
         table.add_column(col, justify="right" if col != "model" else "left")
     for role, m in metrics.items():
-        table.add_row(role, f"{m['params']:,}", f"{m['macs']:,}", f"{100 * m['accuracy']:.2f}%", f"{m['latency_ms']:.3f}")
+        table.add_row(role, f"{m['params']:,}", f"{m['macs']:,}", f"{100 * m['accuracy']:.2f}%",
+                      f"{m['latency_ms']:.3f}")
     console.print(table)
 
 

@@ -1,11 +1,10 @@
 """``distill eval PATH``: score saved checkpoints (a file or a whole run folder) on another dataset."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import OmegaConf
 

@@ -25,7 +25,8 @@ def progress() -> Progress:
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     with progress() as bar:
-        task = bar.add_task(description, total=total if total is not None else len(items), info="")  # type: ignore[arg-type]
+        count = total if total is not None else len(items)  # type: ignore[arg-type]
+        task = bar.add_task(description, total=count, info="")
         for item in items:
             yield item
             bar.advance(task)

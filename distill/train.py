@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from distill.augment import NoiseBank, mixup, spec_augment, time_shift
-from distill.checkpoint import exists as checkpoint_exists, load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
+from distill.checkpoint import exists as checkpoint_exists
+from distill.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
 from distill.classifier import Classifier
 from distill.config import AugmentConfig, KDConfig, TrainConfig
 from distill.data.cache import ClipData
@@ -128,7 +129,7 @@ class Trainer:
                 t_logits = lam * t_logits + (1 - lam) * t_logits[perm]
         if self.teacher is not None and self.teacher.model is not None:
             with torch.no_grad():  # the teacher sees the same augmented batch, in its own normalisation
-                fe_s, fe_t = self.clf.frontend, self.teacher.model.frontend
+                fe_s = self.clf.frontend
                 raw = x * fe_s.std[:, None] + fe_s.mean[:, None]
                 t_logits = self.teacher.model.forward_features(raw).float()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):

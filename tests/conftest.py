@@ -53,5 +53,6 @@ def tiny_sc(tmp_path: Path) -> Path:
 
 TINY_RUN = [
     "teacher=tcresnet", "teacher.preset=tc-resnet8", "teacher.train.epochs=2", "student=tcresnet",
-    "+student.options.width=0.5", "train.epochs=2", "train.batch_size=32", "data.val_percent=20", "data.test_percent=20", "threads=2",
+    "+student.options.width=0.5", "train.epochs=2", "train.batch_size=32", "data.val_percent=20",
+    "data.test_percent=20", "threads=2",
 ]

@@ -64,7 +64,7 @@ def test_export_path_equals_stft_path():
 @pytest.mark.parametrize("kind,cmn,keep_level", [("logmel", False, True), ("logmel", True, True),
                                                  ("logmel", True, False), ("mfcc", True, True)])
 def test_frontend_exports_to_onnx(tmp_path, kind, cmn, keep_level):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     fe = Frontend(FeatureConfig(kind=kind, cmn=cmn, cmn_keep_level=keep_level)).eval()
     fe.export_mode = True
     fe.fit_stats(torch.randn(4, 40, 97) * 3 + 1)

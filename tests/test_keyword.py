@@ -138,7 +138,8 @@ def keyword_dir(tmp_path_factory):
             f"negatives={root / 'negatives'}", f"out={root / 'out'}", "threads=1", "seed=0",
             f"tts.engines={tts_engines()}", "tts.n=0", "tts.words=24", "tts.phrases=0", "tts.generic_phrases=0",
             "tts.common=6", "tts.per_common=3",
-            "data.per_recording=60", "data.heldout_per_recording=4", "data.fragments_per_recording=10", "data.noise_clips=60", "train.epochs=12",
+            "data.per_recording=60", "data.heldout_per_recording=4", "data.fragments_per_recording=10",
+            "data.noise_clips=60", "train.epochs=12",
             "train.batch_size=32", "train.lr=0.02", "model.options.width=0.5", "calibration.hours=0.01"]
     assert main(args) == 0
     assert main(args) == 1  # exists: not overwritten without force=true

@@ -88,7 +88,8 @@ def test_user_space_extends_a_registered_one(tmp_path, base):
     ("params:\n  train.batch_size: {type: choice, values: [32, 64.5]}\n", "train.batch_size"),
     ("params: {}\n", "non-empty 'params'"),
     ("parms:\n  kd.alpha: {type: uniform, low: 0, high: 1}\n", "non-empty 'params'"),
-    ("params:\n  kd.alpha: {type: uniform, low: 0, high: 1}\nschedule: asha\n", "unknown top-level key(s) ['schedule']"),
+    ("params:\n  kd.alpha: {type: uniform, low: 0, high: 1}\nschedule: asha\n",
+     "unknown top-level key(s) ['schedule']"),
     ("extends: nope\nparams:\n  kd.alpha: {type: const, value: 0.5}\n", "unknown search space 'nope'; known: kd"),
 ])
 def test_bad_space_is_a_clear_config_error(tmp_path, base, text, message):
