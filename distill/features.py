@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ class FeatureConfig:
     log_eps: float = 1e-6
     cmn: bool = False  # per-utterance mean subtraction over time (removes the channel's colouration)
     cmn_keep_level: bool = True  # with cmn: keep the clip's overall level (speech vs quiet), remove only the shape
+    # a noise floor (dBFS) under every frame: the mel power white noise of that level has, added to the power, so
+    # digital silence and near-silence look like a quiet microphone instead of log(eps); None: no floor
+    floor_db: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("logmel", "mfcc"):
@@ -39,6 +43,8 @@ class FeatureConfig:
             raise ConfigError(f"need 0 <= f_min < f_max <= sample_rate/2, got {self.f_min}, {self.f_max}")
         if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
             raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be in 1..n_mels={self.n_mels}")
+        if self.floor_db is not None and not -140 <= self.floor_db <= -20:
+            raise ConfigError(f"features.floor_db must be in [-140, -20] dBFS (or null), got {self.floor_db}")
 
     @property
     def win_length(self) -> int:
@@ -117,8 +123,13 @@ class Frontend(nn.Module):
         angle = 2 * math.pi * f * t / c.n_fft
         basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # (2*n_freqs, n_fft)
         self.register_buffer("dft_basis", basis.float(), persistent=False)
-        self.register_buffer("mel_fb", mel_filterbank(n_freqs, c.n_mels, c.sample_rate, c.f_min, c.f_max).float(),
-                             persistent=False)
+        mel_fb = mel_filterbank(n_freqs, c.n_mels, c.sample_rate, c.f_min, c.f_max)
+        self.register_buffer("mel_fb", mel_fb.float(), persistent=False)
+        # white noise of variance s^2 has power s^2 * sum(window^2) in every bin, so this in every mel band
+        floor = torch.zeros(c.n_mels, 1, dtype=torch.float64)
+        if c.floor_db is not None:
+            floor = 10 ** (c.floor_db / 10) * window.square().sum() * mel_fb.sum(dim=1, keepdim=True)
+        self.register_buffer("floor", floor.float(), persistent=False)
         if c.kind == "mfcc":
             self.register_buffer("dct", dct_matrix(c.n_mels, c.n_mfcc).float(), persistent=False)
         # the level direction in feature space: a constant over log-mel bands, which the orthonormal DCT maps to c0
@@ -142,7 +153,7 @@ class Frontend(nn.Module):
 
     def frames(self, wave: torch.Tensor) -> torch.Tensor:
         """Frame-wise log-mel/MFCC ``(B, S)`` -> ``(B, F, T)``; each frame depends only on its own samples."""
-        mel = torch.matmul(self.mel_fb, self.power_spectrum(wave.float()))
+        mel = torch.matmul(self.mel_fb, self.power_spectrum(wave.float())) + self.floor
         feats = torch.log(mel + self.config.log_eps)
         if self.config.kind == "mfcc":
             feats = torch.matmul(self.dct, feats)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from distill.errors import ConfigError
 from distill.export import export_onnx, run_onnx
 from distill.features import FeatureConfig, Frontend, dct_matrix, mel_filterbank
 
@@ -118,3 +119,21 @@ def test_cmn_keep_level_removes_the_channel_colour_but_not_the_level(kind):
     quiet = cmn.extract(x) - cmn.extract(0.1 * x)
     level = quiet.mean() if kind == "logmel" else quiet[:, 0].mean() / math.sqrt(FeatureConfig().n_mels)
     assert level > 4.0  # log(100) = 4.6
+
+def test_noise_floor_lifts_digital_silence_and_leaves_speech_alone(tmp_path):
+    quiet = torch.zeros(1, 16000)
+    loud = torch.randn(1, 16000) * 0.1
+    plain, floored = Frontend(FeatureConfig()), Frontend(FeatureConfig(floor_db=-70.0))
+    assert torch.allclose(plain.frames(quiet), torch.full_like(plain.frames(quiet), math.log(1e-6)))
+    silence = floored.frames(quiet)
+    # equal to white noise at -70 dBFS, on average over its frames
+    noise = floored.frames(torch.randn(1, 16000) * 10 ** (-70 / 20)) - math.log(2)
+    assert abs(float(silence.mean() - noise.mean())) < 0.3 and silence.min() > -12
+    assert torch.allclose(floored.frames(loud), plain.frames(loud), atol=1e-3)
+    with pytest.raises(ConfigError, match="floor_db"):
+        FeatureConfig(floor_db=0.0)
+    pytest.importorskip("onnxruntime")
+    floored.eval().export_mode = True
+    x = torch.cat([quiet, loud])
+    path = export_onnx(floored, x, tmp_path / "fe.onnx", "audio", "features", check=False)
+    np.testing.assert_allclose(run_onnx(path, x.numpy()), floored(x).detach().numpy(), atol=1e-3)

@@ -88,6 +88,26 @@ def test_values_stay_strings_and_bad_keys_are_config_errors():
         with pytest.raises(ConfigError, match=msg):
             parse_args(CreateConfig, bad, ["name"], "create")
     assert main(["keyword", "create", "kw", "bogus=1"]) == 2
+    for bad, msg in ((["kw", "data.speech_mix=1.5"], "speech_mix"), (["kw", "data.speech_mix_snr=[20,5]"], "snr")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_args(CreateConfig, bad, ["name"], "create")
+
+
+def test_speech_is_laid_under_a_share_of_the_clips_at_the_asked_level():
+    from distill.keyword.dataset import mix_speech
+
+    rng = np.random.default_rng(0)
+    clips = [np.sin(np.arange(SR) * 0.05 * (1 + i % 3)).astype(np.float32) * 0.3 for i in range(400)]
+    speech = [rng.standard_normal(int(SR * rng.uniform(0.4, 1.2))).astype(np.float32) * 0.1 for _ in range(20)]
+    before = [c.copy() for c in clips]
+    n = mix_speech(clips, speech, 0.5, [5.0, 25.0], np.random.default_rng(1))
+    changed = [i for i, (a, b) in enumerate(zip(before, clips)) if not np.array_equal(a, b)]
+    assert 150 < n < 250 and len(changed) == n
+    for i in changed:
+        bg = clips[i] - before[i]
+        snr = 10 * np.log10(np.mean(before[i] ** 2) / np.mean(bg**2))
+        assert 5 - 1e-3 <= snr <= 25 + 1e-3 and np.count_nonzero(bg) > 0.9 * SR  # under the whole window
+    assert mix_speech(clips, speech, 0.0, [5.0, 25.0], rng) == 0 and mix_speech(clips, [], 1.0, [5.0, 25.0], rng) == 0
 
 
 # ---------------------------------------------------------------- recordings
@@ -161,6 +181,7 @@ def test_create_writes_a_complete_keyword_folder(keyword_dir):
     assert meta["confirm_windows"] == 3
     counts = meta["training_data"]
     assert counts["positives_by_source"] == {"recording": 180}
+    assert 0 < counts["speech_mixed"]["positives"] < 180 and counts["speech_mixed"]["negatives"] > 0
     assert counts["negatives_by_source"]["noise"] == 60 and counts["negatives_by_source"]["real"] > 0
     if tts_engines():  # the 6 most frequent English words ("the", "to", ...), 3 utterances each, a class each
         assert counts["negatives_by_source"]["tts:common:espeak"] == 18
@@ -319,7 +340,7 @@ def test_student_initialised_from_another_model_keeps_its_features_and_architect
     source, _ = load_classifier(keyword_dir / "out" / "weights")
     out = tmp_path / "init"
     assert main(["keyword", "create", "tone3", "text=tone word", f"recordings={','.join(recs)}", f"out={out}",
-                 f"init={keyword_dir / 'out'}", "model.options.width=0.25", *small]) == 0
+                 f"init={keyword_dir / 'out'}", "model.options.width=0.25", "features.floor_db=-60", *small]) == 0
     meta = json.loads((out / "keyword.json").read_text())
     student, _ = load_classifier(out / "weights")
     assert meta["init"]["source"].endswith("weights") and meta["init"]["reused_tensors"] > 10
@@ -329,6 +350,8 @@ def test_student_initialised_from_another_model_keeps_its_features_and_architect
     for name in ("mean", "std"):
         assert torch.equal(getattr(student.frontend, name), getattr(source.frontend, name))
     assert "student initialised from" in (out / "report.md").read_text()
+    # ... with this run's noise floor under its features
+    assert source.frontend.config.floor_db == -70 and student.frontend.config.floor_db == -60
 
     # a model whose weights depend on the window length cannot start a student with other windows
     from distill.classifier import build_classifier

@@ -95,6 +95,10 @@ class DataSection:
     heldout_per_recording: int = 20  # fresh augmentations kept for calibration
     fragments_per_recording: int = 60  # negatives: the start or end of a recording, or all of it reversed
     fragment_share: list[float] = field(default_factory=lambda: [0.25, 0.5])  # of the trimmed recording
+    # share of the training clips (positives and negatives alike) with other, quieter speech laid under them,
+    # at a speech-to-background ratio drawn from speech_mix_snr (dB): a keyword said while others talk
+    speech_mix: float = 0.5
+    speech_mix_snr: list[float] = field(default_factory=lambda: [5.0, 25.0])
     # one class per word among the TTS negatives with at least this many clips (0: keyword vs other only); the
     # keyword probability is the keyword's share of the softmax over all classes
     min_word_clips: int = 3
@@ -157,7 +161,8 @@ class CreateConfig:
     quantize: bool = True
     tts: TTSSection = field(default_factory=TTSSection)
     data: DataSection = field(default_factory=DataSection)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    # floor_db: digital silence (a muted or gated microphone, zero padding) otherwise scores as no keyword at all
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig(floor_db=-70.0))
     model: ModelSection = field(default_factory=ModelSection)
     teacher_model: TeacherSection = field(default_factory=TeacherSection)
     # no label smoothing: it caps every confident score at the same value, and the threshold for a low
@@ -174,6 +179,11 @@ class CreateConfig:
             raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
         if not 0 <= self.noise_prob <= 1:
             raise ConfigError("noise_prob must be in [0, 1]")
+        if not 0 <= self.data.speech_mix <= 1:
+            raise ConfigError(f"data.speech_mix must be in [0, 1], got {self.data.speech_mix}")
+        snr = list(self.data.speech_mix_snr)
+        if len(snr) != 2 or snr[0] > snr[1]:
+            raise ConfigError(f"data.speech_mix_snr must be [low, high] dB, got {snr}")
         if self.data.window_s is not None and not 0.3 <= self.data.window_s <= 5.0:
             raise ConfigError(f"data.window_s must be in [0.3, 5] seconds, got {self.data.window_s}")
         if self.calibration.hours <= 0 or self.calibration.hop_s <= 0:

@@ -22,7 +22,7 @@ from distill.keyword.recordings import load_recordings
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives, logit,
                                      hours_of, positive_maxima, score_stream)
 from distill.keyword.train import (INIT_ORDER, TEACHER_ORDER, clip_data, init_student, labels_for, make_teacher,
-                                   resolve_checkpoint, train_student)
+                                   resolve_checkpoint, train_student, with_floor)
 from distill.progress import info
 
 OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json", "keyword.json", "report.md",
@@ -136,7 +136,10 @@ def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
         info(f"{len(data.word_classes)} word classes among the negatives "
              f"(data.min_word_clips={cfg.data.min_word_clips})")
     init, init_info = init_student(cfg.init, classes, window) if cfg.init else (None, None)
-    # a pretrained student brings its features and their statistics; otherwise they are fitted here
+    # a pretrained student brings its features and their statistics (with this run's noise floor); otherwise
+    # they are fitted here
+    if init:
+        init.frontend = with_floor(init.frontend, cfg.features.floor_db)
     frontend = copy.deepcopy(init.frontend) if init else Frontend(cfg.features)
     train = clip_data(data.train_waves, data.train_labels, frontend)
     if init is None:

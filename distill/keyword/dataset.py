@@ -39,6 +39,7 @@ class KeywordData:
     stream_audio: list[np.ndarray] = field(default_factory=list)  # held-out real audio, used as it is
     notes: list[str] = field(default_factory=list)
     word_classes: list[str] = field(default_factory=list)  # the classes after "other" and the keyword
+    speech_mixed: dict[str, int] = field(default_factory=dict)  # training clips with other speech under them
 
     def counts(self) -> dict:
         def by_source(sources: list[str]) -> dict[str, int]:
@@ -54,7 +55,8 @@ class KeywordData:
                 "word_classes": len(self.word_classes), "heldout_positives": len(self.heldout_positives),
                 "heldout_positives_by_source": by_source(self.heldout_positive_sources),
                 "heldout_negative_clips": len(self.stream_clips),
-                "heldout_real_negative_seconds": round(sum(a.size for a in self.stream_audio) / SAMPLE_RATE, 1)}
+                "heldout_real_negative_seconds": round(sum(a.size for a in self.stream_audio) / SAMPLE_RATE, 1),
+                "speech_mixed": dict(self.speech_mixed)}
 
 
 def window_samples(recordings: list[Recording], window_s: float | None) -> int:
@@ -158,7 +160,8 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
     windows = []
     for audio in train_audio:
         if audio.size <= window:
-            windows.append(np.pad(audio, ((window - audio.size) // 2, window - audio.size - (window - audio.size) // 2)))
+            left = (window - audio.size) // 2
+            windows.append(np.pad(audio, (left, window - audio.size - left)))
         else:
             for start in range(0, audio.size - window + 1, window // 2):
                 windows.append(audio[start : start + window])
@@ -192,11 +195,17 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
     neg_src += ["fragment" if k % 2 else "reversed" for _ in recordings for k in range(d.fragments_per_recording)]
     stream_clips = list(tts_heldout.negatives)
     stream_audio: list[np.ndarray] = []
+    windows: list[np.ndarray] = []
     if cfg.negatives:
         windows, held = real_negatives(cfg.negatives, window, d.real_negatives, cfg.seed)
         neg += windows
         neg_src += ["real"] * len(windows)
         stream_audio = held
+    # speech to lay under clips: the real negatives when given (they sound like where the detector runs), else TTS
+    speech = windows or list(tts.negatives) or neg
+    rng = np.random.default_rng([cfg.seed, 31])
+    mixed = {"positives": mix_speech(pos, speech, d.speech_mix, d.speech_mix_snr, rng),
+             "negatives": mix_speech(neg, speech, d.speech_mix, d.speech_mix_snr, rng)}
     noise = noise_clips(d.noise_clips, window, cfg.seed, cfg.noise.dir)
     neg += noise
     neg_src += ["noise"] * len(noise)
@@ -212,7 +221,35 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
     classes, word_labels = word_classes(words, d.min_word_clips)
     labels = np.concatenate([np.full(len(pos), KEYWORD), word_labels]).astype(np.int64)
     return KeywordData(window, waves, labels, pos_src + neg_src, held_pos, held_src, stream_clips, stream_audio,
-                       notes, classes)
+                       notes, classes, mixed)
+
+
+def mix_speech(clips: list[np.ndarray], speech: list[np.ndarray], share: float, snr_db: list[float],
+               rng: np.random.Generator) -> int:
+    """Lay other speech under ``share`` of ``clips`` (in place), quieter by ``snr_db``; returns how many.
+
+    The background is clips of ``speech`` end to end from a random offset, across the whole window, as a
+    detector hears a keyword said between other people's words. Without it the words before and after a
+    keyword in a window pull the model towards "other", and real speech around a keyword is missed.
+    """
+    if not clips or not speech or share <= 0:
+        return 0
+    picked = np.flatnonzero(rng.random(len(clips)) < share)
+    for i in picked:
+        clip = np.asarray(clips[i], dtype=np.float32)
+        parts, total = [], 0
+        while total < clip.size + SAMPLE_RATE // 2:
+            part = np.asarray(speech[int(rng.integers(len(speech)))], dtype=np.float32)
+            parts.append(part)
+            total += part.size
+        start = int(rng.integers(SAMPLE_RATE // 2))
+        bg = np.concatenate(parts)[start : start + clip.size]
+        p_clip, p_bg = float(np.mean(clip**2)), float(np.mean(bg**2))
+        if p_clip <= 0 or p_bg <= 0:
+            continue
+        gain = np.sqrt(p_clip / (p_bg * 10 ** (rng.uniform(*snr_db) / 10)))
+        clips[i] = np.clip(clip + gain * bg, -1, 1)
+    return int(picked.size)
 
 
 def word_classes(words: list[str], min_clips: int) -> tuple[list[str], np.ndarray]:

@@ -152,6 +152,16 @@ def init_student(path: str, classes: list[str], window: int) -> tuple[Classifier
                  "reused_tensors": len(kept)}
 
 
+def with_floor(frontend: Frontend, floor_db: float | None) -> Frontend:
+    """``frontend`` with the noise floor ``floor_db`` (features.floor_db), keeping its statistics; a floor only
+    changes frames quieter than itself, so a model trained without one reads normal audio as before."""
+    if frontend.config.floor_db == floor_db:
+        return frontend
+    out = Frontend(dataclasses.replace(frontend.config, floor_db=floor_db))
+    out.load_state_dict(frontend.state_dict())
+    return out
+
+
 def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data: ClipData, val_waves: np.ndarray,
                  val_labels: np.ndarray, window: int, frontend: Frontend, classes: list[str]
                  ) -> tuple[Teacher, dict]:
