@@ -24,8 +24,9 @@ the new one, are evaluated on half B, speakers the calibration never heard.
 ``--base`` asks what a model pretrained on real speech of many speakers brings, as a user's base command-set
 model would: the speakers are split in two halves by hash; ``distill run`` trains a command-set model (teacher
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
-test use only the other half. Every configuration gets the base half's clips as real negatives
-(``negatives=``, replacing any given; ``--no-base-negatives`` keeps the given ones). Configurations ``+base``
+test use only the other half. Every configuration gets the base half's clips as real negatives, with that
+half's clips of the other benchmark words (``negatives=``, replacing any given; ``--no-base-negatives`` keeps
+the given ones). Configurations ``+base``
 start the student from the base student (``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on
 the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from scratch, for comparison on the same half.
 
@@ -146,6 +147,21 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
     return run_dir, negatives
 
 
+def word_negatives(base_negatives: Path, data: Path, word: str, held_out: list[str]) -> Path:
+    """The base half's clips plus its clips of the other held-out words (``off`` and ``stop`` for ``left``): the
+    base model never hears them, but a keyword's real negatives hold every other word."""
+    folder = base_negatives.with_name(f"negatives_{word}")
+    folder.mkdir(exist_ok=True)
+    links = [(p.name, p.resolve()) for p in base_negatives.iterdir()]
+    links += [(f"{w}_{p.name}", p) for w in held_out if w != word for p in sorted((data / w).glob("*.wav"))
+              if base_speaker(speaker(p))]
+    for name, target in links:
+        link = folder / name
+        if not link.is_symlink():
+            link.symlink_to(target)
+    return folder
+
+
 def model_dir_of(row: dict) -> Path | None:
     """The keyword folder a result row was made in (``out=`` of its create command)."""
     out = next((a[4:] for a in row["command"].split() if a.startswith("out=")), "")
@@ -219,6 +235,7 @@ def main() -> None:
                                       args.base_args.split()) if args.base else (None, None)
     base_negatives = base_negatives if args.base_negatives else None
     for word in args.words.split(","):
+        word_negs = word_negatives(base_negatives, data, word, held_out) if base_negatives else None
         enrol, spk = enrolment(data / word, args.enrol, speakers)
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
         pos_audio, neg_audio = load(positives), load(negatives)
@@ -240,7 +257,7 @@ def main() -> None:
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base}"] if init else []),  # the configuration wins
-                    *([f"negatives={base_negatives}"] if base_negatives else [])]
+                    *([f"negatives={word_negs}"] if word_negs else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})
