@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import keyword_bench as kb
+from distill.keyword.dataset import speech_run
 
 BACKGROUNDS = ("silence", "noise 20 dB", "speech 20 dB", "speech 10 dB")
 
@@ -38,10 +39,7 @@ def windows(positives: list[np.ndarray], speech: list[np.ndarray], window: int, 
         elif kind.startswith("noise"):
             bg = rng.standard_normal(window).astype(np.float32)
         else:
-            parts: list[np.ndarray] = []
-            while sum(p.size for p in parts) < window:
-                parts.append(speech[int(rng.integers(len(speech)))])
-            bg = np.concatenate(parts)[:window]
+            bg = speech_run(speech, window, rng)
         if kind != "silence":
             snr = float(kind.split()[1])
             bg = bg * np.sqrt(np.mean(clip**2) / (np.mean(bg**2) * 10 ** (snr / 10)))

@@ -51,12 +51,7 @@ def background_fn(noise_dir: str | None, speech: list[np.ndarray]
 
     def draw(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         if speech and rng.random() < 0.5:
-            parts, total = [], 0
-            while total < n:
-                clip = speech[int(rng.integers(len(speech)))]
-                parts.append(clip)
-                total += clip.size
-            return np.concatenate(parts)[:n], "speech"
+            return ds.speech_run(speech, n, rng), "speech"
         return source.sample(n, rng)[0], "noise"
 
     return draw

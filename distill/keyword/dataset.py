@@ -224,6 +224,16 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
                        notes, classes, mixed)
 
 
+def speech_run(speech: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of ``speech`` clips drawn at random, end to end."""
+    parts, total = [], 0
+    while total < n:
+        clip = speech[int(rng.integers(len(speech)))]
+        parts.append(clip)
+        total += clip.size
+    return np.concatenate(parts)[:n]
+
+
 def mix_speech(clips: list[np.ndarray], speech: list[np.ndarray], share: float, snr_db: list[float],
                rng: np.random.Generator) -> int:
     """Lay other speech under ``share`` of ``clips`` (in place), quieter by ``snr_db``; returns how many.
@@ -237,13 +247,9 @@ def mix_speech(clips: list[np.ndarray], speech: list[np.ndarray], share: float, 
     picked = np.flatnonzero(rng.random(len(clips)) < share)
     for i in picked:
         clip = np.asarray(clips[i], dtype=np.float32)
-        parts, total = [], 0
-        while total < clip.size + SAMPLE_RATE // 2:
-            part = np.asarray(speech[int(rng.integers(len(speech)))], dtype=np.float32)
-            parts.append(part)
-            total += part.size
+        run = speech_run(speech, clip.size + SAMPLE_RATE // 2, rng)
         start = int(rng.integers(SAMPLE_RATE // 2))
-        bg = np.concatenate(parts)[start : start + clip.size]
+        bg = run[start : start + clip.size].astype(np.float32)
         p_clip, p_bg = float(np.mean(clip**2)), float(np.mean(bg**2))
         if p_clip <= 0 or p_bg <= 0:
             continue
