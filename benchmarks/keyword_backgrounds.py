@@ -17,7 +17,6 @@ windows with a noise floor under the model's features (``features.floor_db``), w
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ def main() -> None:
     from distill.keyword.train import with_floor
 
     model_dir, data = Path(args.model_dir), Path(args.data)
-    meta = json.loads((model_dir / "keyword.json").read_text())
+    clf, meta = load_model(model_dir)
     word = args.word or meta["name"]
     enrol_speaker = kb.speaker(Path(meta["recordings"][0]))
     speakers = (lambda spk: not kb.base_speaker(spk)) if args.base else (lambda spk: True)
@@ -72,7 +71,6 @@ def main() -> None:
     negatives = [p for p in negatives if p.parent.name != "_silence_"]
     pos = kb.load(positives[: args.clips])
     neg = kb.load(negatives[: args.negatives])
-    clf, _ = load_model(model_dir)
     if args.floor_db is not None:
         clf.frontend = with_floor(clf.frontend, args.floor_db)
     model = KeywordProbability(clf.eval())

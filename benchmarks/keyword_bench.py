@@ -26,9 +26,9 @@ model would: the speakers are split in two halves by hash; ``distill run`` train
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
 test use only the other half. Every configuration gets the base half's clips as real negatives, with that
 half's clips of the other benchmark words (``negatives=``, replacing any given; ``--no-base-negatives`` keeps
-the given ones). Configurations ``+base``
-start the student from the base student (``init=``), ``+base+kd`` also distil from the base teacher fine-tuned on
-the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from scratch, for comparison on the same half.
+the given ones). Configurations ``+base`` start the student from the base student (``init=``), ``+base+kd``
+also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from
+scratch, for comparison on the same half.
 
     python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 

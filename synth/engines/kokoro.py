@@ -56,11 +56,16 @@ def load_voices(options: KokoroOptions) -> dict[str, np.ndarray]:
     """Voice name -> its style table ``(510, 256)`` (one style vector per phoneme count)."""
     with (package_data() / "voices_ja.npz").open("rb") as f:
         npz = np.load(f)
-        tables = {k: npz[k].reshape(npz[k].shape[0], -1).astype(np.float32) for k in npz.files}
+        tables = {k: (v := npz[k]).reshape(v.shape[0], -1).astype(np.float32) for k in npz.files}
     unknown = sorted(set(options.voices) - set(tables))
     if unknown:
         raise ConfigError(f"unknown kokoro voice(s) {unknown}; known: {sorted(tables)}")
     return {k: tables[k] for k in (options.voices or sorted(tables))}
+
+
+def blends(names: list[str], options: KokoroOptions) -> list[str]:
+    """The two-voice blends (``"a+b"``) drawn from, none when ``blend`` is 0."""
+    return [f"{a}+{b}" for a, b in itertools.combinations(names, 2)] if options.blend > 0 else []
 
 
 def to_tokens(ipa: str, vocab: dict[str, int]) -> list[int]:
@@ -89,7 +94,8 @@ class KokoroEngine(Engine):
                                              providers=["CPUExecutionProvider"])
         self._vocab = json.loads((package_data() / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         self._tables = load_voices(self.options)
-        self._voices = self.voices(self.options)
+        self._names = list(self._tables)
+        self._pairs = blends(self._names, self.options)
 
     @classmethod
     def unavailable(cls, options: KokoroOptions) -> str | None:
@@ -105,27 +111,25 @@ class KokoroEngine(Engine):
     @classmethod
     def voices(cls, options: KokoroOptions) -> list[str]:
         names = list(load_voices(options))
-        pairs = [f"{a}+{b}" for a, b in itertools.combinations(names, 2)] if options.blend > 0 else []
-        return names + pairs
+        return names + blends(names, options)
 
     def synthesize(self, text: str, rng: np.random.Generator) -> Synthesized:
         from synth.engines.espeak import phonemize
 
-        names = [v for v in self._voices if "+" not in v]
-        pairs = [v for v in self._voices if "+" in v]
-        params: dict[str, Any] = {"speed": uniform(rng, self.options.speed)}
-        if pairs and rng.random() < self.options.blend:
-            voice = pairs[int(rng.integers(len(pairs)))]
-            a, b = voice.split("+")
-            params["mix"] = uniform(rng, (0.2, 0.8))
-            table = params["mix"] * self._tables[a] + (1 - params["mix"]) * self._tables[b]
-        else:
-            voice = names[int(rng.integers(len(names)))]
-            table = self._tables[voice]
         tokens = to_tokens(" ".join(phonemize([text])), self._vocab)
         if not tokens:
             raise KwsError(f"kokoro: espeak-ng gave no phonemes for {text!r}")
-        style = table[min(len(tokens), len(table)) - 1][None]
+        row = min(len(tokens), len(next(iter(self._tables.values())))) - 1  # the style for this many phonemes
+        params: dict[str, Any] = {"speed": uniform(rng, self.options.speed)}
+        if self._pairs and rng.random() < self.options.blend:
+            voice = self._pairs[int(rng.integers(len(self._pairs)))]
+            a, b = voice.split("+")
+            params["mix"] = uniform(rng, (0.2, 0.8))
+            style = params["mix"] * self._tables[a][row] + (1 - params["mix"]) * self._tables[b][row]
+        else:
+            voice = self._names[int(rng.integers(len(self._names)))]
+            style = self._tables[voice][row]
+        style = style[None]
         audio = self._session.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                                          "style": style.astype(np.float32),
                                          "speed": np.array([params["speed"]], dtype=np.float32)})[0]
