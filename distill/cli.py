@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; rerun with resume=true (and the same run.dir) to continue", file=sys.stderr)
+        print("interrupted; rerun the same command with resume=true to continue (`distill run`: with the same "
+              "run.dir)", file=sys.stderr)
         return 130
 
 

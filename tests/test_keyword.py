@@ -369,3 +369,49 @@ def test_student_initialised_from_another_model_keeps_its_features_and_architect
             create(parse_args(CreateConfig, ["tone4", "text=tone word", f"recordings={','.join(recs)}",
                                              f"out={tmp_path / 'x'}", f"init={init}", *small], ["name"], "create"))
     assert not (tmp_path / "x").exists()
+
+
+def test_killed_create_resumes_where_it_stopped(keyword_dir, tmp_path, monkeypatch, capsys):
+    """A create killed during the student's training continues from its last epoch with resume=true (the
+    teacher is not trained again) and ends with the weights of an uninterrupted create."""
+    from safetensors.torch import load_file
+
+    from distill.train import Trainer
+
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    args = ["tone5", "text=tone word", f"recordings={','.join(recs)}", f"teacher={keyword_dir / 'out'}",
+            "threads=1", "tts.engines=", "data.per_recording=20", "data.fragments_per_recording=4",
+            "data.heldout_per_recording=2", "data.noise_clips=20", "train.epochs=3", "train.batch_size=32",
+            "model.options.width=0.25", "calibration.hours=0.005", "quantize=false"]
+    assert main(["keyword", "create", *args, f"out={tmp_path / 'whole'}"]) == 0
+
+    save, saves = Trainer.save_state, []
+
+    def killed_after_the_students_first_epoch(self, stem):
+        save(self, stem)
+        saves.append(Path(stem).name)
+        if Path(stem).name == "student" and self.state.epoch == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(Trainer, "save_state", killed_after_the_students_first_epoch)
+    assert main(["keyword", "create", *args, f"out={out}"]) == 130
+    assert saves == ["teacher"] * 3 + ["student"]
+    assert "resume=true" in capsys.readouterr().err
+    assert not (out / "keyword.json").exists() and (out / "checkpoints" / "student.safetensors").is_file()
+    # the unfinished state is not dropped silently, nor resumed with other settings
+    assert main(["keyword", "create", *args, f"out={out}"]) == 1
+    assert "did not finish" in capsys.readouterr().err
+    assert main(["keyword", "create", *args, f"out={out}", "resume=true", "train.lr=0.5"]) == 1
+    assert "train.lr" in capsys.readouterr().err
+
+    saves.clear()
+    assert main(["keyword", "create", *args, f"out={out}", "resume=true"]) == 0
+    assert saves == ["student"] * 2  # epochs 2 and 3; the finished teacher is loaded
+    want, got = load_file(tmp_path / "whole" / "weights.safetensors"), load_file(out / "weights.safetensors")
+    assert want.keys() == got.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=lambda m: k + m)
+    assert len(json.loads((out / "weights.json").read_text())["history"]) == 3
+    assert not (out / "checkpoints").exists()  # removed once the keyword is complete

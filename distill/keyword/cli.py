@@ -1,7 +1,7 @@
 """``distill keyword create | detect | eval | calibrate``: parse and dispatch only.
 
     distill keyword create NAME text="hey nova" recordings=a.wav,b.wav,c.wav [negatives=DIR noise.dir=DIR
-        teacher=auto|RUN_OR_CKPT out=DIR force=true target_fa_per_hour=0.5 ...]
+        teacher=auto|RUN_OR_CKPT out=DIR force=true resume=true target_fa_per_hour=0.5 ...]
     distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=0.9 refractory_s=1 confirm_windows=3 int8=true]
     distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV [out=DIR noise.dir=DIR snr_db=10,20]
     distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV [target_fa_per_hour=0.5 backend=torch]

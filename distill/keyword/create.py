@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,15 +31,65 @@ OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json
 
 
 def output_dir(cfg: CreateConfig) -> Path:
-    """``keywords/NAME`` or ``out``; refuses to overwrite an existing keyword without ``force=true``."""
+    """``keywords/NAME`` or ``out``; refuses to overwrite an existing keyword without ``force=true``, and to
+    drop the state of a create that did not finish without ``resume=true`` or ``force=true``."""
     out = Path(cfg.out).expanduser() if cfg.out else Path("keywords") / cfg.name
     if out.exists() and not out.is_dir():
         raise KwsError(f"out={out} is a file, not a folder")
+    if (out / STATE).is_file():
+        if not cfg.resume and not cfg.force:
+            raise KwsError(f"{out} holds a create that did not finish ({out / STATE.parent}); add resume=true to "
+                           "continue it or force=true to start over")
+        return out
     existing = [n for n in OUTPUTS if (out / n).exists()]
     if existing and not cfg.force:
         raise KwsError(f"{out} already holds a keyword ({', '.join(existing[:3])}); add force=true to replace it, "
                        "or choose another name or out=DIR")
     return out
+
+
+# OUT/checkpoints holds the teacher's and student's training state, saved every epoch while create trains and
+# removed when the keyword is complete, with the settings of the create that wrote it
+STATE = Path("checkpoints") / "create.json"
+RESUME_FREE = ("force", "resume", "threads", "out")  # settings a resume may change: they do not change training
+
+
+def settings(cfg: CreateConfig) -> dict[str, Any]:
+    """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}``, as JSON reads it back."""
+    def walk(d: dict, prefix: str) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for k, v in d.items():
+            items.update(walk(v, prefix + k + ".") if isinstance(v, dict) and k != "options" else {prefix + k: v})
+        return items
+
+    flat = {k: v for k, v in walk(dataclasses.asdict(cfg), "").items() if k not in RESUME_FREE}
+    return json.loads(json.dumps(flat))
+
+
+def check_resume(cfg: CreateConfig, out: Path) -> None:
+    """``resume=true``: the killed create's settings must be this one's."""
+    if not cfg.resume:
+        return
+    if not (out / STATE).is_file():
+        info(f"[yellow]resume=true: nothing to resume in {out / STATE.parent}; starting from the beginning")
+        return
+    saved, now = json.loads((out / STATE).read_text()), settings(cfg)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise KwsError(f"resume=true: the settings differ from those of the create in {out / STATE.parent}: "
+                       + ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
+                       + "; rerun with the same settings, or with force=true to start over")
+    info(f"resuming from {out / STATE.parent}")
+
+
+def start_state(cfg: CreateConfig, out: Path) -> Path:
+    """The checkpoint folder: the killed create's when resuming, else a new one; records this run's settings."""
+    work = out / STATE.parent
+    if not cfg.resume and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(out / STATE, settings(cfg))
+    return work
 
 
 def background_fn(noise_dir: str | None, speech: list[np.ndarray]
@@ -88,12 +139,12 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
         resolve_checkpoint(cfg.init, "init", INIT_ORDER)
     if cfg.teacher and cfg.teacher != "auto":
         resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER)
+    check_resume(cfg, out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     recordings, rejected, data, tts = training_data(cfg, text)
     window = data.window
-    student, teacher_info, init_info = train_models(cfg, data, window)
-    out.mkdir(parents=True, exist_ok=True)
+    student, teacher_info, init_info = train_models(cfg, data, window, out)
     for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
     student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
@@ -102,6 +153,7 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     meta = keyword_meta(cfg, text, recordings, rejected, window, threshold, student, data, tts, rows,
                         {"teacher": teacher_info, "init": init_info}, time.time() - t_start)
     write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
+    shutil.rmtree(out / STATE.parent)
     info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "
          f"({curves['float32'].hours:.2f} h of negatives)")
@@ -123,19 +175,22 @@ def training_data(cfg: CreateConfig, text: str):
     return recordings, rejected, ds.build(cfg, recordings, tts, tts_held, window), tts
 
 
-def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
-    """Frontend statistics, the optional teacher, and the student (new, or from ``init``); returns
-    (student, teacher description, init description)."""
+def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int, out: Path):
+    """Frontend statistics, the optional teacher, and the student (new, or from ``init``), each resuming from
+    its checkpoint in ``OUT/checkpoints`` when there is one; returns (student, teacher description, init
+    description)."""
     classes = labels_for(cfg.name, data.word_classes)
     if data.word_classes:
         info(f"{len(data.word_classes)} word classes among the negatives "
              f"(data.min_word_clips={cfg.data.min_word_clips})")
+    torch.manual_seed(cfg.seed)  # init's new class layer: the same weights whatever ran before in this process
     init, init_info = init_student(cfg.init, classes, window) if cfg.init else (None, None)
     # a pretrained student brings its features and their statistics (with this run's noise floor); otherwise
     # they are fitted here
     if init:
         init.frontend = with_floor(init.frontend, cfg.features.floor_db)
     frontend = copy.deepcopy(init.frontend) if init else Frontend(cfg.features)
+    work = start_state(cfg, out)  # after init is accepted: a refused init leaves no output folder
     train = clip_data(data.train_waves, data.train_labels, frontend)
     if init is None:
         frontend.fit_stats(train.feats)
@@ -147,8 +202,9 @@ def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int):
     teacher, teacher_info = None, None
     if cfg.teacher:
         teacher, teacher_info = make_teacher(cfg, data.train_waves, data.train_labels, train, val_waves, val_labels,
-                                             window, frontend, classes)
-    return train_student(cfg, train, val, window, frontend, teacher, classes, init), teacher_info, init_info
+                                             window, frontend, classes, work / "teacher")
+    student = train_student(cfg, train, val, window, frontend, teacher, classes, init, work / "student")
+    return student, teacher_info, init_info
 
 
 def calibrate_models(cfg: CreateConfig, out: Path, student, data: ds.KeywordData, window: int

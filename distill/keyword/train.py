@@ -69,9 +69,10 @@ def noise_bank(cfg: CreateConfig) -> NoiseBank | None:
 
 
 def fit(clf: Classifier, data: ClipData, val: ClipData | None, cfg: CreateConfig, train: TrainConfig,
-        teacher: Teacher | None, description: str) -> Classifier:
+        teacher: Teacher | None, description: str, ckpt: Path | None = None) -> Classifier:
+    """Train ``clf``; with ``ckpt``, save the state there every epoch and continue from it when it exists."""
     trainer = Trainer(clf, train, augment_config(cfg), cfg.seed, torch.device("cpu"), noise_bank(cfg), teacher)
-    state = trainer.fit(data, val, description=description)
+    state = trainer.fit(data, val, ckpt=ckpt, resume=ckpt is not None, description=description)
     clf.history = state.history  # type: ignore[attr-defined]
     return clf.eval()
 
@@ -87,16 +88,18 @@ def new_classifier(section_name: str, preset: str | None, options: dict, classes
 
 
 def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, window: int, frontend: Frontend,
-                  teacher: Teacher | None, classes: list[str], init: Classifier | None = None) -> Classifier:
-    """A new student, or ``init`` (a pretrained model with a new class layer) fine-tuned at ``init_lr``."""
+                  teacher: Teacher | None, classes: list[str], init: Classifier | None = None,
+                  ckpt: Path | None = None) -> Classifier:
+    """A new student, or ``init`` (a pretrained model with a new class layer) fine-tuned at ``init_lr``;
+    ``ckpt``: see ``fit``."""
     torch.manual_seed(cfg.seed)
     what = "student" + (f" (KD, T={teacher.kd.temperature:g}, a={teacher.kd.alpha:g})" if teacher else "")
     if init is None:
         clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, window, frontend)
-        return fit(clf, data, val, cfg, cfg.train, teacher, what)
+        return fit(clf, data, val, cfg, cfg.train, teacher, what, ckpt)
     # no zero-gamma: it would erase the pretrained residual branches
     train = dataclasses.replace(cfg.train, lr=cfg.init_lr, zero_gamma=False)
-    return fit(init, data, val, cfg, train, teacher, what + f", from {Path(str(cfg.init)).name}")
+    return fit(init, data, val, cfg, train, teacher, what + f", from {Path(str(cfg.init)).name}", ckpt)
 
 
 def resolve_checkpoint(path: str, key: str, order: tuple[str, ...]) -> Path:
@@ -163,15 +166,16 @@ def with_floor(frontend: Frontend, floor_db: float | None) -> Frontend:
 
 
 def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data: ClipData, val_waves: np.ndarray,
-                 val_labels: np.ndarray, window: int, frontend: Frontend, classes: list[str]
-                 ) -> tuple[Teacher, dict]:
-    """The keyword teacher and its offline logits on the training clips; returns (targets, description)."""
+                 val_labels: np.ndarray, window: int, frontend: Frontend, classes: list[str],
+                 ckpt: Path | None = None) -> tuple[Teacher, dict]:
+    """The keyword teacher and its offline logits on the training clips; returns (targets, description);
+    ``ckpt``: see ``fit``."""
     epochs = cfg.teacher_model.epochs or cfg.train.epochs
+    torch.manual_seed(cfg.seed + 1)  # the new class layer's initial weights
     if cfg.teacher == "auto":
-        torch.manual_seed(cfg.seed + 1)
         clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, classes, window, frontend)
         val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
-        fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (same data)")
+        fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (same data)", ckpt)
         if cfg.kd.mode == "online":
             return Teacher(cfg.kd, model=clf), describe(clf, "auto")
         return Teacher(cfg.kd, logits=predict(clf, data)), describe(clf, "auto")
@@ -186,7 +190,7 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     t_val = clip_data(fit_length(val_waves, n), val_labels, fe) if len(val_labels) else None
     # no zero-gamma: it would erase the pretrained residual branches
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=cfg.teacher_model.finetune_lr, zero_gamma=False)
-    fit(clf, t_data, t_val, cfg, train, None, f"teacher (fine-tuning {Path(path).name})")
+    fit(clf, t_data, t_val, cfg, train, None, f"teacher (fine-tuning {Path(path).name})", ckpt)
     if cfg.kd.mode == "online":
         info("[yellow]kd.mode=online needs the student's features; using offline teacher logits")
     info_ = describe(clf, str(path))
