@@ -54,6 +54,14 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def conversion(sample_rate: int, channels: int) -> str | None:
+    """What ``load_audio`` does to a file of this format, in words; None for mono 16 kHz."""
+    steps = [f"{channels} channels mixed to mono"] if channels > 1 else []
+    if sample_rate != SAMPLE_RATE:
+        steps.append(f"resampled from {sample_rate} Hz to {SAMPLE_RATE} Hz")
+    return ", ".join(steps) or None
+
+
 def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
     """Centre-crop or zero-pad ``(S,)`` audio to ``num_samples``."""
     n = audio.shape[-1]

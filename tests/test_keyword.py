@@ -260,8 +260,17 @@ def test_detect_cli_prints_events_and_rtf(keyword_dir, tmp_path, capsys):
     rng = np.random.default_rng(8)
     wav = write(tmp_path / "s.wav", place(keyword_sound(rng), 4.0, 1.5, rng))
     assert main(["keyword", "detect", str(keyword_dir / "out"), str(wav)]) == 0
-    out = capsys.readouterr().out
-    assert "real-time factor" in out and "1 event(s)" in out
+    out = capsys.readouterr()
+    assert "real-time factor" in out.out and "1 event(s)" in out.out and "note" not in out.err
+    # a stereo 48 kHz file is mixed down and resampled, and the user is told
+    import soxr
+
+    mono = sf.read(wav, dtype="float32")[0]
+    stereo = soxr.resample(np.stack([mono, 0.5 * mono], axis=1), SR, 48000)
+    sf.write(tmp_path / "s48.wav", stereo, 48000, subtype="PCM_16")
+    assert main(["keyword", "detect", str(keyword_dir / "out"), str(tmp_path / "s48.wav")]) == 0
+    out = capsys.readouterr()
+    assert "1 event(s)" in out.out and "2 channels mixed to mono, resampled from 48000 Hz" in out.err
 
 
 def test_eval_writes_metrics(keyword_dir, tmp_path):

@@ -39,7 +39,11 @@ def create(argv: list[str]) -> int:
 
 
 def detect(argv: list[str]) -> int:
-    from distill.audio import load_audio
+    import sys
+
+    import soundfile as sf
+
+    from distill.audio import conversion, load_audio
     from distill.keyword.config import DetectConfig, parse_args
     from distill.keyword.detector import detect_file
 
@@ -47,6 +51,10 @@ def detect(argv: list[str]) -> int:
     if not cfg.model_dir or not cfg.audio:
         raise ConfigError("usage: distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=...]")
     audio = load_audio(cfg.audio, require_signal=False)
+    fmt = sf.info(cfg.audio)
+    note = conversion(fmt.samplerate, fmt.channels)
+    if note:
+        print(f"note: {cfg.audio}: {note}", file=sys.stderr)
     chunk = max(1, int(round(cfg.chunk_s * 16000)))
     events, seconds, cpu = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
                                        refractory_s=cfg.refractory_s, confirm_windows=cfg.confirm_windows,

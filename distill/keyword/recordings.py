@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from distill.audio import SAMPLE_RATE
+from distill.audio import SAMPLE_RATE, conversion
 from distill.errors import AudioError, KwsError
 from distill.keyword.config import RecordingCheck
 from distill.progress import info
@@ -63,6 +63,9 @@ def check_recording(path: str | Path, check: RecordingCheck) -> Recording:
     if n_clipped >= 10:
         raise AudioError(f"{path}: clipped ({n_clipped} samples at full scale); record again further from the "
                          "microphone or with a lower input gain")
+    note = conversion(sr, raw.shape[1])
+    if note:
+        info(f"{path}: {note}")
     audio = raw.mean(axis=1)
     if sr != SAMPLE_RATE:
         audio = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
