@@ -25,8 +25,8 @@ the new one, are evaluated on half B, speakers the calibration never heard.
 model would: the speakers are split in two halves by hash; ``distill run`` trains a command-set model (teacher
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
 test use only the other half. Every configuration gets the base half's clips as real negatives, with that
-half's clips of the other benchmark words (``negatives=``, replacing any given; ``--no-base-negatives`` keeps
-the given ones). Configurations ``+base`` start the student from the base student (``init=``), ``+base+kd``
+half's clips of the other benchmark words, in a folder per word (``negatives=``, replacing any given;
+``--no-base-negatives`` keeps the given ones; ``create`` gives each word its class). Configurations ``+base`` start the student from the base student (``init=``), ``+base+kd``
 also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from
 scratch, for comparison on the same half.
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -130,12 +131,9 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
         digit, spk, index = p.stem.split("_")
         rows.append({"path": str(p), "label": f"digit_{digit}", "speaker": spk,
                      "split": "test" if int(index) < 3 else "train"})
-    negatives = out / "negatives"
-    negatives.mkdir(parents=True, exist_ok=True)
-    for r in rows:
-        link = negatives / f"{r['label']}_{Path(r['path']).name}"
-        if not link.is_symlink():
-            link.symlink_to(r["path"])
+    # a folder per word, as create reads word folders: FSDD's digits by name, `_unknown_` as it is
+    negatives = link_folder(out / "negatives", [(f"{spoken(r['label'])}/{Path(r['path']).name}", Path(r["path"]))
+                                                for r in rows])
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_dir = out / "run"
@@ -150,15 +148,29 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
 def word_negatives(base_negatives: Path, data: Path, word: str, held_out: list[str]) -> Path:
     """The base half's clips plus its clips of the other held-out words (``off`` and ``stop`` for ``left``): the
     base model never hears them, but a keyword's real negatives hold every other word."""
-    folder = base_negatives.with_name(f"negatives_{word}")
-    folder.mkdir(exist_ok=True)
-    links = [(p.name, p.resolve()) for p in base_negatives.iterdir()]
-    links += [(f"{w}_{p.name}", p) for w in held_out if w != word for p in sorted((data / w).glob("*.wav"))
+    links = [(p.relative_to(base_negatives).as_posix(), p.resolve()) for p in sorted(base_negatives.rglob("*.wav"))]
+    links += [(f"{w}/{p.name}", p) for w in held_out if w != word for p in sorted((data / w).glob("*.wav"))
               if base_speaker(speaker(p))]
+    return link_folder(base_negatives.with_name(f"negatives_{word}"), links)
+
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def spoken(label: str) -> str:
+    """The word a base-model label says: ``digit_3`` is "three"."""
+    return DIGITS[int(label[len("digit_"):])] if label.startswith("digit_") else label
+
+
+def link_folder(folder: Path, links: list[tuple[str, Path]]) -> Path:
+    """``folder`` made anew with a link at each relative path to its target (a folder of another layout, or
+    with other clips, from an earlier version of this script is replaced)."""
+    if folder.exists():
+        shutil.rmtree(folder)
     for name, target in links:
         link = folder / name
-        if not link.is_symlink():
-            link.symlink_to(target)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
     return folder
 
 

@@ -424,3 +424,25 @@ def test_killed_create_resumes_where_it_stopped(keyword_dir, tmp_path, monkeypat
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=lambda m: k + m)
     assert len(json.loads((out / "weights.json").read_text())["history"]) == 3
     assert not (out / "checkpoints").exists()  # removed once the keyword is complete
+
+
+def test_real_negatives_in_word_folders_say_their_word(tmp_path):
+    """negatives=DIR in the Speech Commands layout: DIR/up/*.wav say "up" and share a class with TTS "up";
+    files directly in DIR, in `_unknown_`-style folders, and windows of long recordings are "other"."""
+    from distill.keyword.dataset import real_negatives, word_classes
+
+    rng = np.random.default_rng(4)
+    for i in range(40):
+        write(tmp_path / "up" / f"u{i}.wav", place(distractor(rng), 1.0, 0.2, rng))
+        write(tmp_path / "_unknown_" / f"x{i}.wav", place(distractor(rng), 1.0, 0.2, rng))
+        write(tmp_path / f"flat{i}.wav", place(distractor(rng), 1.0, 0.2, rng))
+    write(tmp_path / "Off" / "long.wav", place(distractor(rng), 3.0, 1.0, rng))
+    windows, words, held = real_negatives(str(tmp_path), SR, limit=1000, seed=0)
+    assert len(windows) == len(words) and all(w.shape == (SR,) for w in windows)
+    assert set(words) == {"up", ""}  # the long file's windows are parts of words: no class
+    n_up = words.count("up")
+    # about 20% of the files are held out whole; the 3 s file gives 5 windows (1 s, 50% overlap) when it is not
+    assert 24 <= n_up <= 39 and 10 <= len(held) <= 40 and len(windows) + len(held) in (121, 125)
+    classes, labels = word_classes(["up", "the", "the", "the"] + words, min_clips=3)
+    assert classes == ["the", "up"]
+    assert (labels == 3).sum() == n_up + 1 and (labels == 0).sum() == len(words) - n_up

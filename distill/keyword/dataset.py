@@ -132,17 +132,28 @@ def negative_files(path: str) -> list[Path]:
     return audio_files(p, "negatives")
 
 
-def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float = 0.2
-                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Training windows and held-out audio from the user's negatives.
+def negative_word(path: Path, root: Path) -> str:
+    """What a negative file says when its folder names it, as in the Speech Commands layout (``ROOT/up/x.wav``
+    says "up"); "" for files directly in ``root`` and for folders starting with ``_`` (``_unknown_``,
+    ``_background_noise_``)."""
+    parts = path.relative_to(root).parts
+    word = parts[0].strip().lower() if len(parts) > 1 else ""
+    return "" if word.startswith("_") else word
 
-    Files are split by a hash of their name (a single file: by time, the last ``heldout`` share held out).
-    Long audio is cut into windows with 50% overlap; short files are centred in a window.
+
+def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float = 0.2
+                   ) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
+    """Training windows, the word each says (``negative_word``; "" if unknown), and held-out audio from the
+    user's negatives.
+
+    Files are split by a hash of their path in the folder (a single file: by time, the last ``heldout`` share
+    held out). Long audio is cut into windows with 50% overlap; short files are centred in a window.
     """
     import zlib
 
     files = negative_files(path)
-    train_audio, held = [], []
+    root = Path(path).expanduser()
+    train_audio, train_words, held = [], [], []
     for f in track(files, "reading negatives"):
         try:
             audio = load_audio(f, require_signal=False)
@@ -152,23 +163,27 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
         if len(files) == 1:
             cut = int(audio.size * (1 - heldout))
             train_audio.append(audio[:cut])
+            train_words.append("")
             held.append(audio[cut:])
-        elif (zlib.crc32(f.name.encode()) % 1000) / 1000 < heldout:
+        elif (zlib.crc32(f.relative_to(root).as_posix().encode()) % 1000) / 1000 < heldout:
             held.append(audio)
         else:
             train_audio.append(audio)
-    windows = []
-    for audio in train_audio:
+            train_words.append(negative_word(f, root))
+    windows, words = [], []
+    for audio, word in zip(train_audio, train_words):
         if audio.size <= window:
             left = (window - audio.size) // 2
             windows.append(np.pad(audio, (left, window - audio.size - left)))
-        else:
+            words.append(word)
+        else:  # a long recording: its windows hold parts of words, whatever the folder
             for start in range(0, audio.size - window + 1, window // 2):
                 windows.append(audio[start : start + window])
+                words.append("")
     if len(windows) > limit:
-        keep = np.random.default_rng([seed, 77]).choice(len(windows), limit, replace=False)
-        windows = [windows[i] for i in sorted(keep)]
-    return windows, held
+        keep = sorted(np.random.default_rng([seed, 77]).choice(len(windows), limit, replace=False))
+        windows, words = [windows[i] for i in keep], [words[i] for i in keep]
+    return windows, words, held
 
 
 def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_heldout: TTSClips, window: int
@@ -196,11 +211,15 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
     stream_clips = list(tts_heldout.negatives)
     stream_audio: list[np.ndarray] = []
     windows: list[np.ndarray] = []
+    real_words: list[str] = []
     if cfg.negatives:
-        windows, held = real_negatives(cfg.negatives, window, d.real_negatives, cfg.seed)
+        windows, real_words, held = real_negatives(cfg.negatives, window, d.real_negatives, cfg.seed)
         neg += windows
         neg_src += ["real"] * len(windows)
         stream_audio = held
+        named = Counter(w for w in real_words if w)
+        if named:
+            info(f"{sum(named.values())} real negative windows say a word their folder names ({len(named)} words)")
     # speech to lay under clips: the real negatives when given (they sound like where the detector runs), else TTS
     speech = windows or list(tts.negatives) or neg
     rng = np.random.default_rng([cfg.seed, 31])
@@ -217,7 +236,9 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
         notes.append(f"few negatives ({len(neg)} against {len(pos)} positives): give negatives=DIR of speech "
                      "without the keyword for a lower false-accept rate")
     waves = np.stack([np.asarray(c, dtype=np.float32)[:window] for c in pos + neg])
-    words = list(tts.negative_words) + [""] * (len(neg) - len(tts.negatives))  # the TTS negatives come first
+    # what each negative says, in the order of neg: TTS, fragments, real, noise; a word said by real and TTS
+    # voices is one class, so the model does not learn to tell real from synthetic speech
+    words = list(tts.negative_words) + [""] * len(frags) + real_words + [""] * len(noise)
     classes, word_labels = word_classes(words, d.min_word_clips)
     labels = np.concatenate([np.full(len(pos), KEYWORD), word_labels]).astype(np.int64)
     return KeywordData(window, waves, labels, pos_src + neg_src, held_pos, held_src, stream_clips, stream_audio,
