@@ -446,3 +446,19 @@ def test_real_negatives_in_word_folders_say_their_word(tmp_path):
     classes, labels = word_classes(["up", "the", "the", "the"] + words, min_clips=3)
     assert classes == ["the", "up"]
     assert (labels == 3).sum() == n_up + 1 and (labels == 0).sum() == len(words) - n_up
+
+
+def test_negatives_with_a_folder_of_the_keyword_are_refused(keyword_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        write(tmp_path / "neg" / "Tone Word" / f"t{i}.wav", place(keyword_sound(rng), 1.0, 0.2, rng))
+        write(tmp_path / "neg" / "other" / f"o{i}.wav", place(distractor(rng), 1.0, 0.2, rng))
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    with pytest.raises(KwsError, match="folder of the keyword itself"):
+        create(parse_args(CreateConfig, ["tone6", "text=tone word", f"recordings={','.join(recs)}",
+                                         f"negatives={tmp_path / 'neg'}", f"out={tmp_path / 'x'}", "tts.engines=",
+                                         "data.per_recording=2", "data.heldout_per_recording=1",
+                                         "data.fragments_per_recording=2", "data.noise_clips=2"],
+                          ["name"], "create"))
+    assert not (tmp_path / "x").exists()

@@ -218,6 +218,9 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
         neg_src += ["real"] * len(windows)
         stream_audio = held
         named = Counter(w for w in real_words if w)
+        if cfg.text.strip().lower() in named:
+            raise KwsError(f"negatives={cfg.negatives} has a folder of the keyword itself "
+                           f"({cfg.text.strip().lower()!r}); negatives must not say the keyword")
         if named:
             info(f"{sum(named.values())} real negative windows say a word their folder names ({len(named)} words)")
     # speech to lay under clips: the real negatives when given (they sound like where the detector runs), else TTS
