@@ -54,11 +54,12 @@ CONFIGS = {  # name: (TTS positives, teacher: None / "auto" / "base", student fr
     "tts+base": (True, None, True),
     "tts+base+kd": (True, "base", True),
     "base": (False, None, True),
+    "base+kd": (False, "base", True),
 }
 FULL = ("tts+kd", "tts+base+kd")  # also int8 and the detector's real-time factor
 WORDS = "left,off,stop"
 DEFAULT_CONFIGS = ["tts+kd", "tts", "kd", "recordings only"]
-BASE_CONFIGS = ["tts", "tts+kd", "tts+base", "tts+base+kd", "base"]
+BASE_CONFIGS = ["tts", "tts+kd", "tts+base", "tts+base+kd", "base", "base+kd"]
 
 
 def speaker(path: Path) -> str:
