@@ -289,7 +289,8 @@ def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det],
                  "utterances, so their FRR is optimistic for other speakers; measure with "
                  "`distill keyword eval` on recordings from other people")
     if "int8" in rows:
-        notes.append("int8: onnxruntime dynamic quantization of the convolutions, the classifier and the DFT "
-                     "matmul (the mel filterbank stays float); latency is the median of one window on one thread")
+        notes.append("int8: onnxruntime dynamic quantization of the convolutions and the classifier; the frontend's "
+                     "DFT and mel constants are stored int8 and multiplied in float (quiet frames keep their "
+                     "resolution); latency is the median of one window on one thread")
     write_create_report(out / "report.md", meta, rows, notes, "det.png")
     write_json(out / "keyword.json", meta)  # written last: a folder with keyword.json is complete
