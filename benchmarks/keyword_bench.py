@@ -26,9 +26,10 @@ model would: the speakers are split in two halves by hash; ``distill run`` train
 and student) on one half's clips of every word except the benchmark words, plus the FSDD digits; enrolment and
 test use only the other half. Every configuration gets the base half's clips as real negatives, with that
 half's clips of the other benchmark words, in a folder per word (``negatives=``, replacing any given;
-``--no-base-negatives`` keeps the given ones; ``create`` gives each word its class). Configurations ``+base`` start the student from the base student (``init=``), ``+base+kd``
-also distil from the base teacher fine-tuned on the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from
-scratch, for comparison on the same half.
+``--no-base-negatives`` keeps the given ones; ``create`` gives each word its class). Configurations with
+``base`` start the student from the base student (``init=``), those with ``base+kd`` also distil from the base
+teacher fine-tuned on the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from scratch, for comparison on
+the same half.
 
     python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
