@@ -134,11 +134,13 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     if not text:
         raise KwsError('no keyword text: add text="hey nova" (what the recordings say)')
     out = output_dir(cfg)
-    # a missing model fails here, not after the TTS and training data are made
+    # a missing model or bad negatives fail here, not after the TTS and training data are made
     if cfg.init:
         resolve_checkpoint(cfg.init, "init", INIT_ORDER)
     if cfg.teacher and cfg.teacher != "auto":
         resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER)
+    if cfg.negatives:
+        ds.check_negative_words(cfg.negatives, text)
     check_resume(cfg, out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -141,6 +141,15 @@ def negative_word(path: Path, root: Path) -> str:
     return "" if word.startswith("_") else word
 
 
+def check_negative_words(path: str, text: str) -> None:
+    """Refuse real negatives with a folder of the keyword itself (a folder listing: before any work)."""
+    root = Path(path).expanduser()
+    key = text.strip().lower()
+    if root.is_dir() and any(negative_word(f, root) == key for f in negative_files(path)):
+        raise KwsError(f"negatives={path} has a folder of the keyword itself ({key!r}); negatives must not say "
+                       "the keyword")
+
+
 def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float = 0.2
                    ) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
     """Training windows, the word each says (``negative_word``; "" if unknown), and held-out audio from the
@@ -153,7 +162,7 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
 
     files = negative_files(path)
     root = Path(path).expanduser()
-    train_audio, train_words, held = [], [], []
+    train, held = [], []  # train: (audio, word)
     for f in track(files, "reading negatives"):
         try:
             audio = load_audio(f, require_signal=False)
@@ -162,16 +171,14 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
             continue
         if len(files) == 1:
             cut = int(audio.size * (1 - heldout))
-            train_audio.append(audio[:cut])
-            train_words.append("")
+            train.append((audio[:cut], ""))
             held.append(audio[cut:])
         elif (zlib.crc32(f.relative_to(root).as_posix().encode()) % 1000) / 1000 < heldout:
             held.append(audio)
         else:
-            train_audio.append(audio)
-            train_words.append(negative_word(f, root))
+            train.append((audio, negative_word(f, root)))
     windows, words = [], []
-    for audio, word in zip(train_audio, train_words):
+    for audio, word in train:
         if audio.size <= window:
             left = (window - audio.size) // 2
             windows.append(np.pad(audio, (left, window - audio.size - left)))
@@ -218,9 +225,6 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
         neg_src += ["real"] * len(windows)
         stream_audio = held
         named = Counter(w for w in real_words if w)
-        if cfg.text.strip().lower() in named:
-            raise KwsError(f"negatives={cfg.negatives} has a folder of the keyword itself "
-                           f"({cfg.text.strip().lower()!r}); negatives must not say the keyword")
         if named:
             info(f"{sum(named.values())} real negative windows say a word their folder names ({len(named)} words)")
     # speech to lay under clips: the real negatives when given (they sound like where the detector runs), else TTS
