@@ -74,9 +74,8 @@ def base_speaker(spk: str) -> bool:
     return hash_split(spk, 0, 50) == "train"
 
 
-def enrolment(word_dir: Path, n: int, speakers=lambda spk: True) -> tuple[list[Path], str]:
-    """The first speaker (sorted) among ``speakers`` with ``n`` clips of the word that all pass the recording
-    checks."""
+def usable_clips(word_dir: Path, speakers=lambda spk: True) -> dict[str, list[Path]]:
+    """The word's clips that pass the recording checks, by speaker (sorted), for the speakers in ``speakers``."""
     from distill.errors import AudioError
     from distill.keyword.config import RecordingCheck
     from distill.keyword.recordings import check_recording
@@ -84,18 +83,39 @@ def enrolment(word_dir: Path, n: int, speakers=lambda spk: True) -> tuple[list[P
     by_speaker: dict[str, list[Path]] = {}
     for p in sorted(word_dir.glob("*.wav")):
         if speakers(speaker(p)):
-            by_speaker.setdefault(speaker(p), []).append(p)
-    for spk, files in sorted(by_speaker.items()):
-        ok = []
-        for f in files:
             try:
-                check_recording(f, RecordingCheck())
-                ok.append(f)
+                check_recording(p, RecordingCheck())
             except AudioError:
-                pass
+                continue
+            by_speaker.setdefault(speaker(p), []).append(p)
+    return dict(sorted(by_speaker.items()))
+
+
+def enrolment(word_dir: Path, n: int, speakers=lambda spk: True) -> tuple[list[Path], str]:
+    """The first speaker (sorted) among ``speakers`` with ``n`` clips of the word that all pass the recording
+    checks."""
+    for spk, ok in usable_clips(word_dir, speakers).items():
         if len(ok) >= n:
             return ok[:n], spk
     raise SystemExit(f"no speaker has {n} usable clips in {word_dir}")
+
+
+def other_speakers(word_dir: Path, k: int, n: int) -> list[Path]:
+    """``--enrol-base-speakers``: up to ``n`` usable clips of the word from each of the first ``k`` base-half
+    speakers (sorted), recordings a user could collect from other people; the test speakers stay unheard."""
+    by_speaker = list(usable_clips(word_dir, base_speaker).values())
+    if len(by_speaker) < k:
+        raise SystemExit(f"--enrol-base-speakers {k}: the base half has {len(by_speaker)} speakers of {word_dir.name}")
+    return [p for clips in by_speaker[:k] for p in clips[:n]]
+
+
+def augmented_copies(scale: float) -> list[str]:
+    """``data.*_per_recording`` overrides scaled by ``scale``: more recordings, the same number of clips."""
+    from distill.keyword.config import DataSection
+
+    d = DataSection()
+    return [f"data.{key}={max(2, round(scale * getattr(d, key)))}"
+            for key in ("per_recording", "heldout_per_recording", "fragments_per_recording")]
 
 
 def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path], speakers=lambda spk: True
@@ -215,6 +235,10 @@ def main() -> None:
                     "only the negatives= given")
     ap.add_argument("--fsdd", default=str(ROOT / "fsdd" / "recordings"))
     ap.add_argument("--enrol", type=int, default=5)
+    ap.add_argument("--enrol-base-speakers", type=int, default=0,
+                    help="with --base: also enrol up to --enrol clips of the word from each of this many base-half "
+                    "speakers (the test set is unchanged); the augmented copies per recording are scaled down so "
+                    "the training set keeps the size of a --enrol-clip enrolment")
     ap.add_argument("--seeds", default="0", help="create every model once per seed (seed=S); the table gives "
                     "the spread: best FRR at <= 1 FA/h rests on the few highest-scoring negatives and varies a lot")
     ap.add_argument("--reeval", action="store_true",
@@ -242,6 +266,8 @@ def main() -> None:
     unknown = sorted(set(configs) - set(CONFIGS))
     if unknown or (not args.base and any(CONFIGS[c][2] or CONFIGS[c][1] == "base" for c in configs)):
         raise SystemExit(f"--configs: unknown {unknown} or +base without --base; known: {', '.join(CONFIGS)}")
+    if args.enrol_base_speakers and not args.base:
+        raise SystemExit("--enrol-base-speakers needs --base")
     speakers = (lambda spk: not base_speaker(spk)) if args.base else (lambda spk: True)
     # the base model never hears the default words nor the ones asked for: one base serves every run
     held_out = sorted({*WORDS.split(","), *args.words.split(",")})
@@ -251,23 +277,29 @@ def main() -> None:
     for word in args.words.split(","):
         word_negs = word_negatives(base_negatives, data, word, held_out) if base_negatives else None
         enrol, spk = enrolment(data / word, args.enrol, speakers)
+        enrol += other_speakers(data / word, args.enrol_base_speakers, args.enrol) if args.enrol_base_speakers else []
+        scaled = augmented_copies(args.enrol / len(enrol)) if len(enrol) > args.enrol else []
+        speakers_tag = f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else ""
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
         pos_audio, neg_audio = load(positives), load(negatives)
         if args.recalibrate:
             recalibrate(results, word, pos_audio, negatives, neg_audio, out)
             continue
-        print(f"\n{word}: enrol speaker {spk} ({len(enrol)} clips); {len(positives)} positives from other "
+        print(f"\n{word}: enrol speaker {spk} ({args.enrol} clips)"
+              + (f" + {len(enrol) - args.enrol} clips of {args.enrol_base_speakers} base-half speakers"
+                 if args.enrol_base_speakers else "") + f"; {len(positives)} positives from other "
               f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
               flush=True)
         for name, seed in [(n, int(s)) for n in configs for s in args.seeds.split(",")]:
-            key = f"{word}/{name}" + (f"/seed{seed}" if seed else "")
+            key = f"{word}/{name}" + (f"/seed{seed}" if seed else "") + speakers_tag
             if key in results and not args.reeval:
                 print(f"  {key:24s} (done) {results[key]}")
                 continue
             tts_pos, teacher, init = CONFIGS[name]
-            model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else ""))
+            model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else "")
+                                  + speakers_tag.replace("/", "_"))
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
-                    "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *args.overrides,
+                    "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *scaled, *args.overrides,
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base}"] if init else []),  # the configuration wins
