@@ -448,6 +448,22 @@ def test_real_negatives_in_word_folders_say_their_word(tmp_path):
     assert (labels == 3).sum() == n_up + 1 and (labels == 0).sum() == len(words) - n_up
 
 
+def test_many_recordings_get_fewer_copies_each():
+    """Recordings from many people keep the training set to data.max_recording_copies augmented copies."""
+    from distill.keyword.dataset import copies_per_recording
+
+    cfg = parse_args(CreateConfig, ["k", "text=k"], ["name"], "create")
+    d = cfg.data
+    defaults = (d.per_recording, d.heldout_per_recording, d.fragments_per_recording)
+    assert copies_per_recording(cfg, 5) == defaults
+    n = 4 * d.max_recording_copies // d.per_recording  # four times over the limit
+    per, held, frags = copies_per_recording(cfg, n)
+    assert n * per <= d.max_recording_copies and per == d.per_recording // 4
+    assert (held, frags) == (d.heldout_per_recording // 4, d.fragments_per_recording // 4)
+    cfg.data.max_recording_copies = None
+    assert copies_per_recording(cfg, n) == defaults
+
+
 def test_negatives_with_a_folder_of_the_keyword_are_refused(keyword_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
     rng = np.random.default_rng(5)

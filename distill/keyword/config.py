@@ -95,6 +95,9 @@ class DataSection:
     heldout_per_recording: int = 20  # fresh augmentations kept for calibration
     fragments_per_recording: int = 60  # negatives: the start or end of a recording, or all of it reversed
     fragment_share: list[float] = field(default_factory=lambda: [0.25, 0.5])  # of the trimmed recording
+    # at most this many augmented copies of all recordings together (null: no limit): with many recordings each
+    # gets fewer, and its held-out copies and fragments likewise, so training time stays that of ten recordings
+    max_recording_copies: Optional[int] = 2000
     # share of the training clips (positives and negatives alike) with other, quieter speech laid under them,
     # at a speech-to-background ratio drawn from speech_mix_snr (dB): a keyword said while others talk
     speech_mix: float = 0.5

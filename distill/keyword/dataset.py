@@ -193,14 +193,29 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
     return windows, words, held
 
 
+def copies_per_recording(cfg: CreateConfig, n_recordings: int) -> tuple[int, int, int]:
+    """(augmented, held-out, fragment) copies of each recording: ``data.*_per_recording``, scaled down when the
+    recordings together would get more than ``data.max_recording_copies`` augmented copies."""
+    d = cfg.data
+    counts = (d.per_recording, d.heldout_per_recording, d.fragments_per_recording)
+    if d.max_recording_copies is None or n_recordings * d.per_recording <= d.max_recording_copies:
+        return counts
+    scale = d.max_recording_copies / (n_recordings * d.per_recording)
+    scaled = tuple(max(1, int(n * scale)) for n in counts)
+    info(f"{n_recordings} recordings: {scaled[0]} augmented copies of each instead of {d.per_recording} "
+         f"(data.max_recording_copies={d.max_recording_copies})")
+    return scaled
+
+
 def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_heldout: TTSClips, window: int
           ) -> KeywordData:
     """Assemble training clips (positives first) and the held-out calibration material."""
     augmenter = make_augmenter(cfg.noise.dir)
     d = cfg.data
-    pos = recording_clips(recordings, d.per_recording, window, cfg.seed, cfg, augmenter, "augmenting recordings")
+    per_recording, heldout_per_recording, fragments_per_recording = copies_per_recording(cfg, len(recordings))
+    pos = recording_clips(recordings, per_recording, window, cfg.seed, cfg, augmenter, "augmenting recordings")
     pos_src = ["recording"] * len(pos)
-    held_pos = recording_clips(recordings, d.heldout_per_recording, window, cfg.seed + 1_000_003, cfg, augmenter,
+    held_pos = recording_clips(recordings, heldout_per_recording, window, cfg.seed + 1_000_003, cfg, augmenter,
                                "held-out augmentations")
     held_src = ["recording"] * len(held_pos)
     pos += tts.positives
@@ -211,10 +226,10 @@ def build(cfg: CreateConfig, recordings: list[Recording], tts: TTSClips, tts_hel
     # The enrolment voice saying something else. Without it every real voice is rarer among the negatives
     # (TTS) than among the positives, and the model learns "a human voice" instead of the keyword. Parts of
     # the keyword ("le-", "-ft") and the keyword reversed are other sounds in the same voice and channel.
-    frags = recording_clips(recordings, d.fragments_per_recording, window, cfg.seed + 7, cfg, augmenter,
+    frags = recording_clips(recordings, fragments_per_recording, window, cfg.seed + 7, cfg, augmenter,
                             "keyword fragments", negative=True)
     neg += frags
-    neg_src += ["fragment" if k % 2 else "reversed" for _ in recordings for k in range(d.fragments_per_recording)]
+    neg_src += ["fragment" if k % 2 else "reversed" for _ in recordings for k in range(fragments_per_recording)]
     stream_clips = list(tts_heldout.negatives)
     stream_audio: list[np.ndarray] = []
     windows: list[np.ndarray] = []
