@@ -33,6 +33,10 @@ the same half.
 
     python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
+``--enrol-base-speakers K`` (with ``--base``) adds the word's clips of K base-half speakers to the enrolment: what
+recordings from other people bring. The test set stays the same; the augmented copies per recording shrink so the
+training set keeps its size.
+
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
 from __future__ import annotations
