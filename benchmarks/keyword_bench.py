@@ -237,6 +237,9 @@ def main() -> None:
     ap.add_argument("--base-negatives", action=argparse.BooleanOptionalAction, default=True,
                     help="with --base: the base half's clips as every model's real negatives (default), or "
                     "only the negatives= given")
+    ap.add_argument("--init-from", choices=["student", "teacher"], default="student",
+                    help="with --base: the +base configurations start from the base run's student (TC-ResNet8, "
+                    "default) or its teacher (TC-ResNet14-1.5, about 4x the parameters)")
     ap.add_argument("--fsdd", default=str(ROOT / "fsdd" / "recordings"))
     ap.add_argument("--enrol", type=int, default=5)
     ap.add_argument("--enrol-base-speakers", type=int, default=0,
@@ -283,7 +286,8 @@ def main() -> None:
         enrol, spk = enrolment(data / word, args.enrol, speakers)
         enrol += other_speakers(data / word, args.enrol_base_speakers, args.enrol) if args.enrol_base_speakers else []
         scaled = augmented_copies(args.enrol / len(enrol)) if len(enrol) > args.enrol else []
-        speakers_tag = f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else ""
+        tag = (f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else "") + (
+            "/init-teacher" if args.init_from == "teacher" else "")
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
         pos_audio, neg_audio = load(positives), load(negatives)
         if args.recalibrate:
@@ -295,18 +299,19 @@ def main() -> None:
               f"speakers; {len(negatives)} negative files, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h",
               flush=True)
         for name, seed in [(n, int(s)) for n in configs for s in args.seeds.split(",")]:
-            key = f"{word}/{name}" + (f"/seed{seed}" if seed else "") + speakers_tag
+            key = f"{word}/{name}" + (f"/seed{seed}" if seed else "") + tag
             if key in results and not args.reeval:
                 print(f"  {key:24s} (done) {results[key]}")
                 continue
             tts_pos, teacher, init = CONFIGS[name]
             model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else "")
-                                  + speakers_tag.replace("/", "_"))
+                                  + tag.replace("/", "_"))
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
                     "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *scaled, *args.overrides,
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
-                    *([f"init={base}"] if init else []),  # the configuration wins
+                    *([f"init={base if args.init_from == 'student' else base / 'checkpoints' / 'teacher'}"]
+                      if init else []),  # the configuration wins
                     *([f"negatives={word_negs}"] if word_negs else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
