@@ -462,6 +462,8 @@ def test_many_recordings_get_fewer_copies_each():
     assert (held, frags) == (d.heldout_per_recording // 4, d.fragments_per_recording // 4)
     cfg.data.max_recording_copies = None
     assert copies_per_recording(cfg, n) == defaults
+    with pytest.raises(ConfigError, match="max_recording_copies"):
+        parse_args(CreateConfig, ["k", "text=k", "data.max_recording_copies=0"], ["name"], "create")
 
 
 def test_negatives_with_a_folder_of_the_keyword_are_refused(keyword_dir, tmp_path, monkeypatch):

@@ -190,6 +190,8 @@ class CreateConfig:
             raise ConfigError(f"data.speech_mix_snr must be [low, high] dB, got {snr}")
         if self.data.window_s is not None and not 0.3 <= self.data.window_s <= 5.0:
             raise ConfigError(f"data.window_s must be in [0.3, 5] seconds, got {self.data.window_s}")
+        if self.data.max_recording_copies is not None and self.data.max_recording_copies < 1:
+            raise ConfigError(f"data.max_recording_copies must be >= 1 or null, got {self.data.max_recording_copies}")
         if self.calibration.hours <= 0 or self.calibration.hop_s <= 0:
             raise ConfigError("calibration.hours and calibration.hop_s must be > 0")
         check_confirm(self.calibration.confirm_windows)
