@@ -34,8 +34,8 @@ the same half.
     python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
 ``--enrol-base-speakers K`` (with ``--base``) adds the word's clips of K base-half speakers to the enrolment: what
-recordings from other people bring. The test set stays the same; the augmented copies per recording shrink so the
-training set keeps its size.
+recordings from other people bring. The test set stays the same; ``data.max_recording_copies`` is set to what
+``--enrol`` recordings get, so the augmented copies per recording shrink and the training set keeps its size.
 
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
@@ -111,15 +111,6 @@ def other_speakers(word_dir: Path, k: int, n: int) -> list[Path]:
     if len(by_speaker) < k:
         raise SystemExit(f"--enrol-base-speakers {k}: the base half has {len(by_speaker)} speakers of {word_dir.name}")
     return [p for clips in by_speaker[:k] for p in clips[:n]]
-
-
-def augmented_copies(scale: float) -> list[str]:
-    """``data.*_per_recording`` overrides scaled by ``scale``: more recordings, the same number of clips."""
-    from distill.keyword.config import DataSection
-
-    d = DataSection()
-    return [f"data.{key}={max(2, round(scale * getattr(d, key)))}"
-            for key in ("per_recording", "heldout_per_recording", "fragments_per_recording")]
 
 
 def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path], speakers=lambda spk: True
@@ -244,8 +235,8 @@ def main() -> None:
     ap.add_argument("--enrol", type=int, default=5)
     ap.add_argument("--enrol-base-speakers", type=int, default=0,
                     help="with --base: also enrol up to --enrol clips of the word from each of this many base-half "
-                    "speakers (the test set is unchanged); the augmented copies per recording are scaled down so "
-                    "the training set keeps the size of a --enrol-clip enrolment")
+                    "speakers (the test set is unchanged); data.max_recording_copies keeps the training set at the "
+                    "size of a --enrol-clip enrolment")
     ap.add_argument("--seeds", default="0", help="create every model once per seed (seed=S); the table gives "
                     "the spread: best FRR at <= 1 FA/h rests on the few highest-scoring negatives and varies a lot")
     ap.add_argument("--reeval", action="store_true",
@@ -259,7 +250,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from distill.keyword.config import CreateConfig, EvalConfig, parse_args
+    from distill.keyword.config import CreateConfig, DataSection, EvalConfig, parse_args
     from distill.keyword.create import create
     from distill.keyword.evaluate import run_eval
 
@@ -285,7 +276,9 @@ def main() -> None:
         word_negs = word_negatives(base_negatives, data, word, held_out) if base_negatives else None
         enrol, spk = enrolment(data / word, args.enrol, speakers)
         enrol += other_speakers(data / word, args.enrol_base_speakers, args.enrol) if args.enrol_base_speakers else []
-        scaled = augmented_copies(args.enrol / len(enrol)) if len(enrol) > args.enrol else []
+        # create's cap on the augmented copies at what --enrol clips get: the training set keeps its size
+        capped = args.enrol * DataSection().per_recording
+        scaled = [f"data.max_recording_copies={capped}"] if len(enrol) > args.enrol else []
         tag = (f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else "") + (
             "/init-teacher" if args.init_from == "teacher" else "")
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
