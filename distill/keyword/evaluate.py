@@ -74,14 +74,23 @@ def score_clips(scorer, clips: list[np.ndarray], what: str) -> tuple[list[np.nda
     return score_stream(scorer, segments(clips), sum(c.size for c in clips) / SAMPLE_RATE / 60, what)
 
 
+def positive_stream(cfg: EvalConfig, positives: list[np.ndarray], negatives: list[np.ndarray], sample_rate: int
+                    ) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
+    """The positives in one stream, each inside ``cfg.context_s`` of background (noise from ``cfg.noise.dir``, or
+    other speech from the negatives) at an SNR from ``cfg.snr_db``; seeded by ``cfg.seed``. See ``embed_positives``."""
+    from distill.keyword.create import background_fn
+
+    rng = np.random.default_rng([cfg.seed, 11])
+    return embed_positives(positives, background_fn(cfg.noise.dir, negatives), int(cfg.context_s * sample_rate),
+                           tuple(cfg.snr_db), rng)
+
+
 def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negatives: list[np.ndarray] | None = None
              ) -> dict[str, Any]:
     """Evaluate ``cfg.model_dir``; writes metrics.json, det.png, det.json and report.md to ``cfg.out``.
 
     ``positives`` / ``negatives`` may be given as loaded clips instead of folders (benchmarks reuse them).
     """
-    from distill.keyword.create import background_fn
-
     model_dir = Path(cfg.model_dir)
     meta = read_meta(model_dir)
     sr = int(meta["sample_rate"])
@@ -95,9 +104,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
         negatives = read_folder(cfg.negatives, "negatives")
     out = Path(cfg.out) if cfg.out else model_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    background = background_fn(cfg.noise.dir, negatives)
-    rng = np.random.default_rng([cfg.seed, 11])
-    stream, spans, kinds = embed_positives(positives, background, int(cfg.context_s * sr), tuple(cfg.snr_db), rng)
+    stream, spans, kinds = positive_stream(cfg, positives, negatives, sr)
     models = {"float32": model_dir / "model.onnx"}
     if cfg.int8 and (model_dir / "model.int8.onnx").is_file():
         models["int8"] = model_dir / "model.int8.onnx"
