@@ -277,8 +277,7 @@ def main() -> None:
         enrol, spk = enrolment(data / word, args.enrol, speakers)
         enrol += other_speakers(data / word, args.enrol_base_speakers, args.enrol) if args.enrol_base_speakers else []
         # create's cap on the augmented copies at what --enrol clips get: the training set keeps its size
-        capped = args.enrol * DataSection().per_recording
-        scaled = [f"data.max_recording_copies={capped}"] if len(enrol) > args.enrol else []
+        cap = [f"data.max_recording_copies={args.enrol * DataSection().per_recording}"] * (len(enrol) > args.enrol)
         tag = (f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else "") + (
             "/init-teacher" if args.init_from == "teacher" else "")
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
@@ -300,7 +299,7 @@ def main() -> None:
             model_dir = out / word / (name.replace(" ", "_").replace("+", "_") + (f"_seed{seed}" if seed else "")
                                   + tag.replace("/", "_"))
             argv = [word, f"text={word}", f"recordings={','.join(map(str, enrol))}", f"out={model_dir}",
-                    "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *scaled, *args.overrides,
+                    "force=true", "threads=1", f"quantize={str(name in FULL).lower()}", *cap, *args.overrides,
                     *([f"seed={seed}"] if seed else []), *([] if tts_pos else ["tts.n=0"]),
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base if args.init_from == 'student' else base / 'checkpoints' / 'teacher'}"]

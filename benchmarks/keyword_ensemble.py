@@ -27,6 +27,11 @@ from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import TorchScorer, confirm, det_curve, hours_of, positive_maxima
 
 
+def mean_confirmed(scores: list[np.ndarray], windows: int) -> np.ndarray:
+    """The models' mean window scores, then the detector's confirmation over ``windows`` consecutive windows."""
+    return confirm(np.mean(scores, axis=0), windows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("word")
@@ -51,18 +56,16 @@ def main() -> None:
     window, hop, refractory = stream_timing(metas[0], cfg.hop_s, cfg.refractory_s)
     confirm_windows = confirm_windows_for(metas[0])
     stream, spans, _ = positive_stream(cfg, pos_audio, neg_audio, int(metas[0]["sample_rate"]))
-    print(f"{args.word}: {len(positives)} positives, {sum(a.size for a in neg_audio) / 16000 / 3600:.3f} h of "
-          f"negatives; {len(args.models)} models", flush=True)
+    hours = hours_of(sum(a.size for a in neg_audio))
+    print(f"{args.word}: {len(positives)} positives, {hours:.3f} h of negatives; {len(args.models)} models", flush=True)
     raw = []  # per model: (window scores of each negative segment, window scores of the positive stream)
     for m in args.models:
         scorer = TorchScorer(load_model(Path(m))[0], window, hop)
-        neg, samples = score_clips(scorer, neg_audio, f"negatives ({Path(m).name})")
-        raw.append((neg, scorer(stream)))
-    hours = hours_of(samples)
+        raw.append((score_clips(scorer, neg_audio, f"negatives ({Path(m).name})")[0], scorer(stream)))
 
     def frr_points(combo: tuple[int, ...]) -> list[float]:
-        negs = [confirm(np.mean([raw[i][0][s] for i in combo], axis=0), confirm_windows) for s in range(len(raw[0][0]))]
-        pos = confirm(np.mean([raw[i][1] for i in combo], axis=0), confirm_windows)
+        negs = [mean_confirmed([raw[i][0][s] for i in combo], confirm_windows) for s in range(len(raw[0][0]))]
+        pos = mean_confirmed([raw[i][1] for i in combo], confirm_windows)
         det = det_curve(negs, hours, positive_maxima(pos, spans, window, hop), max(1, refractory // hop))
         return [det.best_frr(x) for x in kb.FA_POINTS]
 
