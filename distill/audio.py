@@ -36,6 +36,10 @@ def load_audio(
         AudioError: unreadable, empty, NaN/inf, or all zeros; the message names the file.
     """
     path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)

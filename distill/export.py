@@ -55,7 +55,13 @@ def ort_session(path: Path | str, threads: int = 1):
     # ops, those are folded to float once at load instead of fused into a weight-only int8 MatMul that
     # dequantizes on every call (one window: 3.1 against 3.7 ms); graphs without them are unaffected
     opts.add_session_config_entry("session.disable_quant_qdq", "1")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    if not Path(path).is_file():
+        raise KwsError(f"{path}: ONNX model not found")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        raise KwsError(f"{path}: cannot load the ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                       "the file is damaged or not an ONNX graph: export or create the model again") from None
 
 
 def run_onnx(path: Path | str, x: np.ndarray, threads: int = 1) -> np.ndarray:

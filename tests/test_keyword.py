@@ -140,6 +140,53 @@ def test_bad_recordings_reported_per_file(tmp_path):
     assert all(0.3 <= r.seconds <= 1.0 for r in recs)
 
 
+def test_steady_sounds_repeats_and_folders_are_not_recordings(tmp_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(2 * SR) / SR
+    good = [write(tmp_path / f"good{i}.wav", place(keyword_sound(rng), 1.2, 0.3, rng)) for i in range(3)]
+    tone = write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32))
+    hiss = write(tmp_path / "hiss.wav", 0.1 * rng.standard_normal(2 * SR).astype(np.float32))
+    # a silent line with a DC offset: all of its "level" is the offset
+    dc = write(tmp_path / "dc.wav", (0.05 + 3e-4 * rng.standard_normal(2 * SR)).astype(np.float32))
+    quiet = write(tmp_path / "quiet.wav", place(0.012 * keyword_sound(rng), 1.2, 0.3, rng, level=1.0) * 0.1)
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    paths = [str(p) for p in [good[0], good[0], tone, hiss, dc, quiet, folder]]
+    with pytest.raises(KwsError) as err:
+        load_recordings(paths, RecordingCheck())
+    msg = str(err.value)
+    assert "1 usable recording(s) of 7" in msg  # the repeated file counts once
+    for path, reason in ((good[0], "more than once"), (tone, "steady sound"), (hiss, "steady sound"),
+                         (dc, "silent"), (quiet, "quiet"), (folder, "is a folder")):
+        assert any(str(path) in ln and reason in ln for ln in msg.splitlines()), (reason, msg)
+    recs, problems = load_recordings([*map(str, good), str(hiss)], RecordingCheck())
+    assert len(recs) == 3 and len(problems) == 1 and "steady sound" in problems[0]
+
+
+@pytest.mark.parametrize("bad", ["target_fa_per_hour=nan", "target_fa_per_hour=inf", "seed=-1", "threads=0",
+                                 "data.per_recording=0", "data.noise_clips=-1", "tts.n=-5", "data.tempo=2",
+                                 "data.fragment_share=0.9,0.1", "calibration.hours=nan", "check.min_usable=0",
+                                 "init_lr=0"])
+def test_out_of_range_create_values_are_config_errors(bad):
+    with pytest.raises(ConfigError, match=bad.split("=")[0].split(".")[-1]):
+        parse_args(CreateConfig, ["kw", bad], ["name"], "create")
+
+
+@pytest.mark.parametrize("command,bad", [("detect", "threshold=2"), ("detect", "chunk_s=0"),
+                                         ("detect", "refractory_s=-1"), ("eval", "snr_db=20,10"),
+                                         ("eval", "hop_s=0"), ("eval", "context_s=-1"),
+                                         ("calibrate", "target_fa_per_hour=inf")])
+def test_out_of_range_stream_values_are_config_errors(command, bad, tmp_path):
+    args = [str(tmp_path), "a.wav"] if command == "detect" else [str(tmp_path)]
+    assert main(["keyword", command, *args, bad]) == 2
+
+
+def test_names_cannot_start_with_a_dash():
+    for name in ("-rf", "--", "-x"):
+        with pytest.raises(KwsError, match="not allowed"):
+            check_name(name)
+
+
 # ---------------------------------------------------------------- create / onnx / detect / eval
 
 
@@ -322,7 +369,7 @@ def test_calibrate_on_real_negatives_sets_a_threshold_that_holds_there(keyword_d
     assert again["threshold_create"] == created and again["threshold"] >= meta["threshold"]
     report = (model / "report.md").read_text()
     assert report.count("## Recalibrated on real audio") == 1 and f"{again['threshold']:.4f}" in report
-    assert main(["keyword", "calibrate", str(model)]) == 1  # no negatives: a usage error
+    assert main(["keyword", "calibrate", str(model)]) == 2  # no negatives: a usage error
     assert main(["keyword", "calibrate", str(tmp_path), f"negatives={neg}"]) == 1  # not a keyword folder
 
 
@@ -480,3 +527,70 @@ def test_negatives_with_a_folder_of_the_keyword_are_refused(keyword_dir, tmp_pat
                                          "data.fragments_per_recording=2", "data.noise_clips=2"],
                           ["name"], "create"))
     assert not (tmp_path / "x").exists()
+
+
+def test_bad_negatives_and_out_fail_before_any_work(keyword_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    recs = ",".join(sorted(str(p) for p in keyword_dir.glob("rec*.wav")))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for extra, says in ((f"negatives={tmp_path / 'nope'}", "does not exist"),
+                        (f"negatives={afile}", "not an audio file"),
+                        (f"out={afile / 'sub'}", "not a folder")):
+        assert main(["keyword", "create", "kw", "text=tone word", f"recordings={recs}", extra]) == 1
+        assert says in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no TTS cache, no keyword folder
+
+
+def test_forced_create_that_fails_keeps_the_old_keyword(keyword_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import distill.keyword.create as create_module
+
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    out = tmp_path / "kw"
+    shutil.copytree(keyword_dir / "out", out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("calibration failed")
+
+    monkeypatch.setattr(create_module, "calibrate_models", fails)
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    cfg = parse_args(CreateConfig, ["tone", "text=tone word", f"recordings={','.join(recs)}", f"out={out}",
+                                    "force=true", "threads=1", "tts.engines=", "data.per_recording=20",
+                                    "data.fragments_per_recording=4", "data.heldout_per_recording=2",
+                                    "data.noise_clips=20", "train.epochs=1", "train.batch_size=32",
+                                    "model.options.width=0.25", "quantize=false"], ["name"], "create")
+    with pytest.raises(RuntimeError, match="calibration failed"):
+        create(cfg)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_negatives_shorter_than_a_window_are_refused(keyword_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "kw"
+    shutil.copytree(keyword_dir / "out", model)
+    meta = (model / "keyword.json").read_bytes()
+    rng = np.random.default_rng(4)
+    short = write(tmp_path / "short.wav", 0.5 * distractor(rng)[: SR // 5])
+    write(tmp_path / "pos" / "p.wav", place(keyword_sound(rng), 1.0, 0.2, rng))
+    assert main(["keyword", "calibrate", str(model), f"negatives={short}"]) == 1
+    assert "less than one window" in capsys.readouterr().err
+    assert (model / "keyword.json").read_bytes() == meta  # the threshold is left alone
+    assert main(["keyword", "eval", str(model), f"positives={tmp_path / 'pos'}", f"negatives={short}",
+                 f"out={tmp_path / 'ev'}"]) == 1
+    assert "less than one window" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+
+
+def test_a_damaged_onnx_model_is_a_clear_error(keyword_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "kw"
+    shutil.copytree(keyword_dir / "out", model)
+    (model / "model.onnx").write_bytes(b"\x00not an onnx graph" * 10)
+    rng = np.random.default_rng(5)
+    audio = write(tmp_path / "a.wav", place(keyword_sound(rng), 2.0, 0.5, rng))
+    assert main(["keyword", "detect", str(model), str(audio)]) == 1
+    assert "cannot load the ONNX model" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from distill.checkpoint import write_json
-from distill.errors import KwsError
+from distill.errors import ConfigError
 from distill.keyword.config import CalibrateConfig, confirm_windows_for, stream_timing
 from distill.keyword.model import read_meta
 from distill.keyword.scoring import det_curve, hours_of, logit
@@ -24,17 +24,18 @@ from distill.progress import info
 def run_calibrate(cfg: CalibrateConfig, negatives: list[np.ndarray] | None = None) -> dict[str, Any]:
     """New threshold for ``cfg.target_fa_per_hour`` on the negatives; updates ``keyword.json``, returns its
     ``recalibration`` entry. ``negatives`` may be given as loaded clips instead of ``cfg.negatives``."""
-    from distill.keyword.evaluate import make_scorer, read_folder, score_clips
+    from distill.keyword.evaluate import check_stream_length, make_scorer, read_folder, score_clips
 
     model_dir = Path(cfg.model_dir)
     meta = read_meta(model_dir)
     if negatives is None:
         if not cfg.negatives:
-            raise KwsError("usage: distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV "
-                           "[target_fa_per_hour=0.5]")
+            raise ConfigError("usage: distill keyword calibrate MODEL_DIR negatives=DIR_OR_LONG_WAV "
+                              "[target_fa_per_hour=0.5]")
         negatives = read_folder(cfg.negatives, "negatives")
     sr = int(meta["sample_rate"])
     window, hop, refractory = stream_timing(meta, cfg.hop_s)
+    check_stream_length(negatives, window, sr, "negatives")
     target = float(cfg.target_fa_per_hour or meta.get("target_fa_per_hour", 0.5))
     scorer = make_scorer(model_dir, model_dir / "model.onnx", cfg.backend == "torch", window, hop,
                          confirm_windows_for(meta), cfg.threads)

@@ -7,6 +7,7 @@ and bad values raise ``ConfigError`` naming the key and the known ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -17,15 +18,15 @@ from distill.config import KDConfig, TrainConfig
 from distill.errors import ConfigError, KwsError
 from distill.features import FeatureConfig
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")  # no leading "-": it would read as an option
 ALL_ENGINES = ["piper", "kokoro", "espeak", "flite", "festival", "coqui"]
 
 
 def check_name(name: str) -> str:
     """A keyword name is a folder name: letters, digits, ``-`` and ``_`` only (no ``..``, ``/``, spaces)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise KwsError(f"keyword name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_' "
-                       "(no paths, dots or spaces), e.g. `distill keyword create hey_nova ...`")
+        raise KwsError(f"keyword name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_', not starting "
+                       "with '-' (no paths, dots or spaces), e.g. `distill keyword create hey_nova ...`")
     return name
 
 
@@ -33,6 +34,26 @@ def check_confirm(windows: int) -> int:
     if not isinstance(windows, int) or isinstance(windows, bool) or not 1 <= windows <= 50:
         raise ConfigError(f"confirm_windows must be a whole number of windows in 1..50, got {windows!r}")
     return windows
+
+
+def check_positive(key: str, value: float | None, allow_zero: bool = False, optional: bool = False) -> None:
+    """A finite number > 0 (>= 0 with ``allow_zero``; ``None`` passes when ``optional``), else ``ConfigError``."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{key} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def check_span(key: str, span: list[float], low: float, high: float) -> None:
+    """``[a, b]`` with ``low <= a <= b <= high``, else ``ConfigError``."""
+    if len(span) != 2 or not all(math.isfinite(v) for v in span) or not low <= span[0] <= span[1] <= high:
+        raise ConfigError(f"{key} must be [low, high] with {low:g} <= low <= high <= {high:g}, got {list(span)}")
+
+
+def check_threads(threads: int) -> None:
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
 
 
 def check_backend(backend: str) -> str:
@@ -62,6 +83,7 @@ class RecordingCheck:
     max_speech_s: float = 3.0
     top_db: float = 30.0  # a frame is speech within this many dB of the loudest frame
     silent_dbfs: float = -45.0  # a peak below this is a silent recording
+    min_level_spread_db: float = 3.0  # less level change than this over the speech is a tone, hum or noise
     min_usable: int = 3
 
 
@@ -179,8 +201,30 @@ class CreateConfig:
     check: RecordingCheck = field(default_factory=RecordingCheck)
 
     def __post_init__(self) -> None:
-        if self.target_fa_per_hour <= 0:
-            raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
+        check_positive("target_fa_per_hour", self.target_fa_per_hour)
+        check_positive("init_lr", self.init_lr)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or null: all cores), got {self.threads}")
+        d = self.data
+        if d.per_recording < 1 or d.heldout_per_recording < 1:
+            raise ConfigError("data.per_recording and data.heldout_per_recording must be >= 1, got "
+                              f"{d.per_recording} and {d.heldout_per_recording}")
+        for key in ("real_negatives", "noise_clips", "fragments_per_recording", "min_word_clips"):
+            if getattr(d, key) < 0:
+                raise ConfigError(f"data.{key} must be >= 0, got {getattr(d, key)}")
+        for key in ("n", "words", "phrases", "generic_phrases", "common", "per_common", "workers"):
+            if getattr(self.tts, key) < (1 if key == "workers" else 0):
+                raise ConfigError(f"tts.{key} must be >= {1 if key == 'workers' else 0}, got {getattr(self.tts, key)}")
+        if not 0 <= self.tts.heldout < 1 or not 0 <= self.tts.confusable_p <= 1:
+            raise ConfigError("tts.heldout must be in [0, 1) and tts.confusable_p in [0, 1]")
+        check_span("data.tempo", d.tempo, 0.5, 2.0)
+        check_span("data.fragment_share", d.fragment_share, 0.05, 1.0)
+        if not 1 <= d.tract <= 2 or not 1 <= d.formant <= 2:
+            raise ConfigError(f"data.tract and data.formant are limits in [1, 2], got {d.tract} and {d.formant}")
+        if self.check.min_usable < 1:
+            raise ConfigError(f"check.min_usable must be >= 1, got {self.check.min_usable}")
         if not 0 <= self.noise_prob <= 1:
             raise ConfigError("noise_prob must be in [0, 1]")
         if not 0 <= self.data.speech_mix <= 1:
@@ -192,8 +236,9 @@ class CreateConfig:
             raise ConfigError(f"data.window_s must be in [0.3, 5] seconds, got {self.data.window_s}")
         if self.data.max_recording_copies is not None and self.data.max_recording_copies < 1:
             raise ConfigError(f"data.max_recording_copies must be >= 1 or null, got {self.data.max_recording_copies}")
-        if self.calibration.hours <= 0 or self.calibration.hop_s <= 0:
-            raise ConfigError("calibration.hours and calibration.hop_s must be > 0")
+        check_positive("calibration.hours", self.calibration.hours)
+        check_positive("calibration.hop_s", self.calibration.hop_s)
+        check_positive("calibration.refractory_s", self.calibration.refractory_s, optional=True)
         check_confirm(self.calibration.confirm_windows)
         unknown = sorted(set(self.tts.engines) - set(ALL_ENGINES))
         if unknown:
@@ -212,6 +257,16 @@ class DetectConfig:
     int8: bool = False
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        check_positive("hop_s", self.hop_s)
+        check_positive("chunk_s", self.chunk_s)
+        check_positive("refractory_s", self.refractory_s, allow_zero=True, optional=True)
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ConfigError(f"threshold is a probability in [0, 1], got {self.threshold}")
+        if self.confirm_windows is not None:
+            check_confirm(self.confirm_windows)
+        check_threads(self.threads)
+
 
 @dataclass
 class CalibrateConfig:
@@ -225,11 +280,10 @@ class CalibrateConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.target_fa_per_hour is not None and self.target_fa_per_hour <= 0:
-            raise ConfigError(f"target_fa_per_hour must be > 0, got {self.target_fa_per_hour}")
-        if self.hop_s <= 0:
-            raise ConfigError(f"hop_s must be > 0, got {self.hop_s}")
+        check_positive("target_fa_per_hour", self.target_fa_per_hour, optional=True)
+        check_positive("hop_s", self.hop_s)
         check_backend(self.backend)
+        check_threads(self.threads)
 
 
 @dataclass
@@ -253,6 +307,13 @@ class EvalConfig:
         if self.confirm_windows is not None:
             check_confirm(self.confirm_windows)
         check_backend(self.backend)
+        check_span("snr_db", self.snr_db, -30.0, 60.0)
+        check_positive("context_s", self.context_s, allow_zero=True)
+        check_positive("hop_s", self.hop_s)
+        check_positive("refractory_s", self.refractory_s, allow_zero=True, optional=True)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        check_threads(self.threads)
 
 
 # ---------------------------------------------------------------- key=value parsing

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from distill.audio import SAMPLE_RATE
 from distill.checkpoint import write_json
+from distill.classifier import load_classifier
 from distill.errors import KwsError
 from distill.features import Frontend
 from distill.keyword import dataset as ds
@@ -36,6 +38,9 @@ def output_dir(cfg: CreateConfig) -> Path:
     out = Path(cfg.out).expanduser() if cfg.out else Path("keywords") / cfg.name
     if out.exists() and not out.is_dir():
         raise KwsError(f"out={out} is a file, not a folder")
+    parent = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise KwsError(f"cannot write {out}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
     if (out / STATE).is_file():
         if not cfg.resume and not cfg.force:
             raise KwsError(f"{out} holds a create that did not finish ({out / STATE.parent}); add resume=true to "
@@ -134,27 +139,35 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     if not text:
         raise KwsError('no keyword text: add text="hey nova" (what the recordings say)')
     out = output_dir(cfg)
-    # a missing model or bad negatives fail here, not after the TTS and training data are made
+    # a missing or broken model and bad negatives fail here, not after the TTS and training data are made
     if cfg.init:
-        resolve_checkpoint(cfg.init, "init", INIT_ORDER)
+        load_classifier(resolve_checkpoint(cfg.init, "init", INIT_ORDER))
     if cfg.teacher and cfg.teacher != "auto":
-        resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER)
+        load_classifier(resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER))
     if cfg.negatives:
-        ds.check_negative_words(cfg.negatives, text)
+        ds.check_negatives(cfg.negatives, text)
     check_resume(cfg, out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     recordings, rejected, data, tts = training_data(cfg, text)
     window = data.window
     student, teacher_info, init_info = train_models(cfg, data, window, out)
-    for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
-    student.save(out / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
-    export(student, out / "model.onnx")
-    threshold, rows, curves = calibrate_models(cfg, out, student, data, window)
+    # the new files are made beside the training state and replace a forced-over keyword's only when all are
+    # there: a create that fails now leaves the old keyword as it was
+    stage = out / STATE.parent / "outputs"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    student.save(stage / "weights", {"keyword": cfg.name, "history": getattr(student, "history", [])})
+    export(student, stage / "model.onnx")
+    threshold, rows, curves = calibrate_models(cfg, stage, student, data, window)
     meta = keyword_meta(cfg, text, recordings, rejected, window, threshold, student, data, tts, rows,
                         {"teacher": teacher_info, "init": init_info}, time.time() - t_start)
-    write_outputs(out, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
+    write_outputs(stage, meta, rows, curves, threshold, cfg, data.notes + tts.notes)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    for name in sorted(OUTPUTS, key=lambda n: n == "keyword.json"):  # keyword.json last: it marks a complete folder
+        if (stage / name).exists():
+            os.replace(stage / name, out / name)
     shutil.rmtree(out / STATE.parent)
     info(f"keyword {cfg.name!r} written to {out}: threshold {threshold:.4f}, held-out FRR "
          f"{100 * rows['float32']['frr']:.1f}% at {rows['float32']['fa_per_hour']:.2f} FA/h "

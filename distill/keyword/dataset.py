@@ -141,11 +141,13 @@ def negative_word(path: Path, root: Path) -> str:
     return "" if word.startswith("_") else word
 
 
-def check_negative_words(path: str, text: str) -> None:
-    """Refuse real negatives with a folder of the keyword itself (a folder listing: before any work)."""
+def check_negatives(path: str, text: str) -> None:
+    """Refuse real negatives that are missing, not audio, or hold a folder of the keyword itself (a folder
+    listing: before any work)."""
     root = Path(path).expanduser()
     key = text.strip().lower()
-    if root.is_dir() and any(negative_word(f, root) == key for f in negative_files(path)):
+    files = negative_files(path)
+    if root.is_dir() and any(negative_word(f, root) == key for f in files):
         raise KwsError(f"negatives={path} has a folder of the keyword itself ({key!r}); negatives must not say "
                        "the keyword")
 
@@ -177,6 +179,8 @@ def real_negatives(path: str, window: int, limit: int, seed: int, heldout: float
             held.append(audio)
         else:
             train.append((audio, negative_word(f, root)))
+    if not train and not held:
+        raise KwsError(f"no readable audio in negatives={path} ({len(files)} file(s), none readable)")
     windows, words = [], []
     for audio, word in train:
         if audio.size <= window:

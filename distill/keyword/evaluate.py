@@ -15,7 +15,7 @@ import numpy as np
 
 from distill.audio import SAMPLE_RATE, load_audio
 from distill.checkpoint import write_json
-from distill.errors import AudioError, KwsError
+from distill.errors import AudioError, ConfigError, KwsError
 from distill.keyword.config import EvalConfig, confirm_windows_for, stream_timing
 from distill.keyword.model import load_model, read_meta
 from distill.keyword.scoring import (Confirmed, Det, OnnxScorer, TorchScorer, det_curve, embed_positives,
@@ -44,6 +44,14 @@ def _files(path: str, what: str) -> list[Path]:
     from synth.augment import audio_files
 
     return audio_files(path, what)
+
+
+def check_stream_length(clips: list[np.ndarray], window: int, sample_rate: int, what: str) -> None:
+    """Refuse a negative stream shorter than one window: no window of it could be scored."""
+    total = sum(c.size for c in clips)
+    if total < window:
+        raise KwsError(f"the {what} hold {total / sample_rate:.2f} s of audio, less than one window of the model "
+                       f"({window / sample_rate:g} s): nothing to score; give minutes to hours of audio")
 
 
 def segments(clips: list[np.ndarray], segment_s: float = 300.0) -> Iterator[np.ndarray]:
@@ -98,11 +106,16 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     confirm_windows = confirm_windows_for(meta, cfg.confirm_windows)
     if positives is None:
         if not cfg.positives or not cfg.negatives:
-            raise KwsError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
+            raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
         positives = read_folder(cfg.positives, "positives")
     if negatives is None:
+        if not cfg.negatives:
+            raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
         negatives = read_folder(cfg.negatives, "negatives")
+    check_stream_length(negatives, window, sr, "negatives")
     out = Path(cfg.out) if cfg.out else model_dir / "eval"
+    if out.exists() and not out.is_dir():
+        raise KwsError(f"out={out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     stream, spans, kinds = positive_stream(cfg, positives, negatives, sr)
     models = {"float32": model_dir / "model.onnx"}

@@ -49,6 +49,8 @@ def trim(audio: np.ndarray, top_db: float) -> np.ndarray:
 def check_recording(path: str | Path, check: RecordingCheck) -> Recording:
     """Read ``path`` and return the trimmed speech, or raise ``AudioError`` saying why it cannot be used."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: file not found")
     try:
@@ -67,6 +69,7 @@ def check_recording(path: str | Path, check: RecordingCheck) -> Recording:
     if note:
         info(f"{path}: {note}")
     audio = raw.mean(axis=1)
+    audio = audio - audio.mean()  # a DC offset (some sound cards) is not signal
     if sr != SAMPLE_RATE:
         audio = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
     peak = float(np.max(np.abs(audio)))
@@ -77,12 +80,31 @@ def check_recording(path: str | Path, check: RecordingCheck) -> Recording:
     speech = trim(audio, check.top_db)
     seconds = speech.size / SAMPLE_RATE
     if seconds < check.min_speech_s:
+        quiet = (f"; it is quiet (peak {peak_dbfs:.0f} dBFS): speak closer to the microphone or raise its gain"
+                 if peak_dbfs < QUIET_DBFS else "")
         raise AudioError(f"{path}: only {seconds:.2f} s of speech after trimming silence "
-                         f"(need {check.min_speech_s:g}-{check.max_speech_s:g} s)")
+                         f"(need {check.min_speech_s:g}-{check.max_speech_s:g} s){quiet}")
     if seconds > check.max_speech_s:
         raise AudioError(f"{path}: {seconds:.2f} s of speech after trimming silence (need at most "
                          f"{check.max_speech_s:g} s); record only the phrase, in a quiet room")
+    spread = level_spread(speech)
+    if spread < check.min_level_spread_db:
+        raise AudioError(f"{path}: a steady sound, not speech (its level varies by only {spread:.1f} dB over "
+                         f"{seconds:.2f} s; speech varies by far more): a tone, hum or noise, or speech buried in noise")
     return Recording(path, np.ascontiguousarray(speech, dtype=np.float32), round(peak_dbfs, 1))
+
+
+QUIET_DBFS = -30.0
+
+
+def level_spread(audio: np.ndarray, frame: int = 400) -> float:
+    """dB between the 95th and 5th percentile levels of 25 ms frames: speech rises and falls (syllables,
+    consonants, pauses) by 10-40 dB; a tone, hum or steady noise by a few dB at most."""
+    n = audio.size // frame
+    if n < 2:
+        return float("inf")
+    db = 10 * np.log10(np.mean(audio[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1) + 1e-12)
+    return float(np.percentile(db, 95) - np.percentile(db, 5))
 
 
 def load_recordings(paths: list[str], check: RecordingCheck) -> tuple[list[Recording], list[str]]:
@@ -93,8 +115,13 @@ def load_recordings(paths: list[str], check: RecordingCheck) -> tuple[list[Recor
     """
     if not paths:
         raise KwsError(f"no recordings given: use recordings=a.wav,b.wav,c.wav (at least {check.min_usable})")
-    good, problems = [], []
+    good, problems, seen = [], [], set()
     for p in paths:
+        key = Path(p).expanduser().resolve()
+        if key in seen:
+            problems.append(f"{p}: listed more than once; counted once")
+            continue
+        seen.add(key)
         try:
             good.append(check_recording(p, check))
         except AudioError as e:
