@@ -44,7 +44,8 @@ def synthesize_dataset(
         options: further settings as a nested dict, e.g. ``{"augment": {"rir": {"p": 0.3}}}``.
 
     The run is deterministic for ``seed`` (any ``workers``) and resumable: calling again with the same
-    arguments makes only the clips that are missing.
+    arguments makes only the clips that are missing; more keywords or a higher ``n`` add clips. ``out`` must be
+    new, empty or an earlier synth output: other folders are refused, as are reruns that would drop clips.
     """
     values: dict[str, Any] = {
         "words": words.split(",") if isinstance(words, str) else list(words),
@@ -102,18 +103,77 @@ def voice_count(cfg: SynthConfig, engines: list[str]) -> dict[str, Any]:
 
 
 def _check_state(out: Path, cfg: SynthConfig) -> None:
-    """Refuse to resume into a folder made with settings that change the audio."""
+    """Refuse to resume into a folder made with settings that change the audio, or that would leave some of its
+    clips out of the manifest."""
     state = out / STATE
     current = json.loads(json.dumps(cfg.fingerprint_fields()))
-    previous = json.loads(state.read_text()).get("settings", {}) if state.is_file() else {}
+    saved = json.loads(state.read_text()) if state.is_file() else {}
+    previous = saved.get("settings", {})
     # Engines may be added or dropped between runs (their files are separate); shared settings must match.
     changed = sorted(k for k in set(previous) & set(current) if previous[k] != current[k])
-    if changed and next(out.rglob("*.wav"), None) is not None:
-        raise ConfigError(f"{out} was synthesized with different settings ({', '.join(changed)} changed); "
-                          "use another out= folder, or delete this one to start over")
+    if next(out.rglob("*.wav"), None) is not None:
+        if changed:
+            raise ConfigError(f"{out} was synthesized with different settings ({', '.join(changed)} changed); "
+                              "use another out= folder, or delete this one to start over")
+        _check_plan(out, saved.get("plan"), _plan(cfg))
     tmp = state.with_suffix(f".tmp{os.getpid()}")  # atomic: a kill mid-write never leaves half a file
-    tmp.write_text(json.dumps({"settings": {**previous, **current}}, indent=1))
+    tmp.write_text(json.dumps({"settings": {**previous, **current}, "plan": _plan(cfg)}, indent=1))
     os.replace(tmp, state)
+
+
+def _plan(cfg: SynthConfig) -> dict[str, Any]:
+    """What decides the folder's file list: the keywords and the clip count of each kind of label."""
+    return {"words": list(cfg.words), "n": cfg.n, "unknown": cfg.n_unknown, "silence": cfg.n_silence}
+
+
+def _check_plan(out: Path, previous: dict[str, Any] | None, current: dict[str, Any]) -> None:
+    """A rerun may add keywords or clips, never drop any: the manifest lists only this run's plan, so a dropped
+    keyword's clips (or those past a lowered count) would stay on disk unlisted."""
+    from synth.text import safe_label
+
+    if not previous:  # written by a version that did not record it
+        return
+    labels = {safe_label(w) for w in current["words"]}
+    dropped = [w for w in previous["words"] if safe_label(w) not in labels]
+    if dropped:
+        raise ConfigError(f"{out} holds clips of {', '.join(map(repr, dropped))}, which words= no longer lists; "
+                          "keep every earlier keyword (new ones may be added), use another out= folder, or delete "
+                          "this one to start over")
+    lowered = [f"{k}={current[k]} (it holds {previous[k]})" for k in ("n", "unknown", "silence")
+               if current[k] < previous[k]]
+    if lowered:
+        raise ConfigError(f"{out} holds more clips than {', '.join(lowered)} asks for; keep the counts (higher "
+                          "ones add clips), use another out= folder, or delete this one to start over")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that is a file, cannot be written, or is a non-empty folder that synth did not make
+    (synth replaces the manifest and wavs of its own folders)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file; give a folder (a new one, or an earlier synth output)")
+    if out.is_dir():
+        # a run stopped before it wrote its state leaves only its lock (or the state's temporary file)
+        theirs = sorted(p.name for p in out.iterdir()
+                        if p.name != ".lock" and not p.name.startswith(f"{Path(STATE).stem}.tmp"))
+        if theirs and not (out / STATE).is_file():
+            shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise ConfigError(f"out={out} is not empty ({shown}) and is not a synth output folder (it has no "
+                              f"{STATE}); synth would replace its files: give a new or empty folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"out={out} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise KwsError(f"out={out} cannot be written: no write permission in {existing}")
+
+
+def check_sources(cfg: SynthConfig) -> None:
+    """Noise and room-response folders exist and hold audio (``KwsError`` naming the folder)."""
+    from synth.augment import audio_files
+
+    if cfg.augment.noise.dir:
+        audio_files(cfg.augment.noise.dir, "noise")
+    if cfg.augment.rir.dir:
+        audio_files(cfg.augment.rir.dir, "room impulse response")
 
 
 def run(cfg: SynthConfig) -> Path:
@@ -123,9 +183,16 @@ def run(cfg: SynthConfig) -> Path:
     if not cfg.out:
         raise ConfigError("no output folder: give out=DIR")
     out = Path(cfg.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    # everything that can be checked is, before the folder is made: a failed check leaves nothing behind
+    check_out(out)
+    check_sources(cfg)
+    engines = available_engines(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KwsError(f"out={out} cannot be made ({e.strerror or e})") from None
     with folder_lock(out):
-        return _run(cfg, out)
+        return _run(cfg, out, engines)
 
 
 @contextmanager
@@ -151,11 +218,10 @@ def folder_lock(out: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(cfg: SynthConfig, out: Path) -> Path:
+def _run(cfg: SynthConfig, out: Path, engines: list[str]) -> Path:
     from distill.progress import info
     from synth.negatives import unknown_pool
 
-    engines = available_engines(cfg)
     _check_state(out, cfg)
     pool = None
     if cfg.n_unknown:

@@ -226,10 +226,10 @@ def write_dataset(jobs: list[Job], cfg: SynthConfig, out: Path) -> dict[str, Any
     from distill.progress import progress
 
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.rglob(".*.tmp.wav"):  # left by an interrupted run
-        stale.unlink()
     for label in sorted({j.label for j in jobs}):
         (out / label).mkdir(exist_ok=True)
+        for stale in (out / label).glob(".*.tmp.wav"):  # left by an interrupted run (``Worker.make``'s names)
+            stale.unlink()
     manifest = out / MANIFEST
     done = finished(out, jobs)
     write_rows(manifest, [done[j.path] for j in jobs if j.path in done])

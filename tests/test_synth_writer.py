@@ -182,3 +182,85 @@ def test_failed_clips_only_stop_a_run_that_made_nothing(dataset, tmp_path, monke
     assert (report["made"], report["skipped"], report["failed"]) == (0, 17, 1)
     with pytest.raises(KwsError, match="every clip failed"):
         small_run(tmp_path / "fresh", silence=0)  # silence clips need no engine
+
+
+def test_a_folder_synth_did_not_make_is_left_alone(tmp_path):
+    out = tmp_path / "theirs"
+    (out / "sub").mkdir(parents=True)
+    files = {out / MANIFEST: b'{"path": "take1.wav", "label": "mine"}\n', out / "yes" / "espeak-00000.wav": b"RIFF",
+             out / "sub" / ".take1.tmp.wav": b"partial"}
+    for path, data in files.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+    with pytest.raises(ConfigError, match="not a synth output folder"):
+        small_run(out, n=1, unknown=0, silence=0)
+    assert {p: p.read_bytes() for p in files} == files
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        MANIFEST, "sub", "sub/.take1.tmp.wav", "yes", "yes/espeak-00000.wav"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    small_run(empty, n=1, unknown=0, silence=0)  # an empty folder is fine
+    assert len(read_rows(empty / MANIFEST)) == 2
+
+
+def test_only_synth_temp_files_in_label_folders_are_cleared(tmp_path):
+    out = tmp_path / "data"
+    small_run(out, n=1, unknown=0, silence=0)
+    ours, theirs = out / "yes" / ".espeak-00000.tmp.wav", out / "notes" / ".draft.tmp.wav"
+    theirs.parent.mkdir()
+    for path in (ours, theirs):
+        path.write_bytes(b"partial")
+    small_run(out, n=1, unknown=0, silence=0)
+    assert not ours.exists() and theirs.read_bytes() == b"partial"
+
+
+def test_a_rerun_never_leaves_clips_out_of_the_manifest(tmp_path):
+    out = tmp_path / "data"
+    small_run(out, n=2, unknown=2, silence=1)
+    for kw, setting in ((dict(words="yes"), "'hey nova'"), (dict(n=1), "n=1"), (dict(unknown=0), "unknown=0"),
+                        (dict(silence=0), "silence=0")):
+        args = {**dict(n=2, unknown=2, silence=1), **kw}
+        words = args.pop("words", "yes,hey nova")
+        with pytest.raises(ConfigError, match=setting):
+            synthesize_dataset(words, engines="espeak", out=out, seed=5, progress=False, **args)
+
+    def listed_and_on_disk() -> tuple[set[str], set[str]]:
+        return ({r["path"] for r in read_rows(out / MANIFEST)},
+                {p.relative_to(out).as_posix() for p in out.rglob("*.wav")})
+
+    listed, on_disk = listed_and_on_disk()
+    assert listed == on_disk and len(listed) == 2 + 2 + 2 + 1
+    # more clips or another keyword only add files
+    synthesize_dataset("yes,hey nova,up", n=3, engines="espeak", out=out, seed=5, unknown=2, silence=1,
+                       progress=False)
+    listed, on_disk = listed_and_on_disk()
+    assert listed == on_disk and len(listed) == 3 * 3 + 2 + 1
+
+
+def test_out_that_is_a_file_or_cannot_be_made_is_a_clear_error(tmp_path, monkeypatch):
+    import synth.api
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("synthesis started")
+
+    monkeypatch.setattr(synth.api, "_run", no_synthesis)
+    file = tmp_path / "T.txt"
+    file.write_text("keep me")
+    for out, message in ((file, "is a file"), (file / "sub", "is a file")):
+        with pytest.raises(ConfigError, match=message):
+            small_run(out)
+    assert file.read_text() == "keep me"
+    if Path("/proc/self").is_dir():  # mkdir fails here even for root
+        with pytest.raises(KwsError, match="cannot be made"):
+            small_run(Path("/proc/nope"))
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(options={"augment": {"noise": {"dir": "/nonexistent"}}}), "noise folder /nonexistent does not exist"),
+    (dict(options={"augment": {"rir": {"dir": "/nonexistent"}}}), "response folder /nonexistent does not exist"),
+    (dict(engines="flite", options={"flite": {"binary": "no-such-flite"}}), "no TTS engine is available")])
+def test_bad_inputs_fail_before_the_out_folder_is_made(tmp_path, kw, message):
+    out = tmp_path / "new" / "data"
+    with pytest.raises(KwsError, match=message):
+        small_run(out, **kw)
+    assert not (tmp_path / "new").exists()

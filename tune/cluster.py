@@ -14,6 +14,7 @@ from tune.config import TuneSection
 
 # Ray puts unix sockets at <temp>/session_<date>_<pid>/sockets/plasma_store; Linux caps socket paths at 107 bytes.
 MAX_TEMP_DIR = 40
+PROBE_SECONDS = 10  # for the cluster's port to accept a connection
 RAY_HINT = 'Ray Tune is not installed: pip install "kws-distill[tune]" (or pip install "ray[tune]")'
 
 
@@ -29,6 +30,24 @@ def import_ray():
 def cluster_address(cfg: TuneSection) -> str | None:
     """``tune.address``, else ``$RAY_ADDRESS``, else ``None`` (start a local Ray)."""
     return cfg.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_reachable(address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Fail within ``timeout`` seconds when nothing answers at ``address``: ``ray.init`` would retry for minutes,
+    deferring SIGTERM meanwhile. Addresses without a port (``auto``) are left to ``ray.init``, which fails fast."""
+    import socket
+
+    if address == "auto":  # ray.init's own rule: RAY_ADDRESS stands in for auto
+        address = os.environ.get("RAY_ADDRESS") or address
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else e.strerror or str(e)
+        raise KwsError(f"cannot connect to the Ray cluster at {address!r} ({reason}); start one with `ray start "
+                       "--head`, or drop tune.address (and RAY_ADDRESS) for a local Ray") from None
 
 
 def local_temp_dir(cfg: TuneSection, run_dir: Path) -> Path:
@@ -72,6 +91,7 @@ def ray_session(cfg: TuneSection, run_dir: Path) -> Iterator[str]:
     if address:
         if cfg.cpus is not None or cfg.gpus is not None:
             info("[yellow]tune.cpus / tune.gpus only size a local Ray; the cluster's own resources are used")
+        check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=cfg.verbose > 0)
         except (ConnectionError, RuntimeError, ValueError) as e:

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -47,7 +47,6 @@ class Plan:
 
 def plan(search: SearchConfig, cfg: RunConfig) -> Plan:
     """Resolve the run folder, space, scheduler and storage; check the space against the run config."""
-    cfg = resolve_data_root(cfg)
     if search.resume and not cfg.run.dir:
         raise ConfigError("resume=true needs run.dir=<the folder of the search to continue>")
     run_dir = Path(cfg.run.dir or f"runs/tune-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -138,23 +137,12 @@ def run_search(search: SearchConfig, cfg: RunConfig) -> SearchResults:
     p = plan(search, cfg)
     import_ray()  # a missing extra fails before any audio is read
     _check_resume(p)
-    p.run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(p.cfg, p.run_dir / "config.yaml")
-    save_search_config(p.search, p.run_dir / "tune.yaml")
-    _write_space(p)
-    if p.cfg.threads:
-        torch.set_num_threads(p.cfg.threads)  # the driver's own work: features, teacher (trials set their own)
-    seed_everything(p.cfg.seed)
-    prep = prepare(p.cfg)
-    if p.search.metric == "val_accuracy" and len(prep.val) == 0:
-        raise ConfigError("metric=val_accuracy needs a validation split: raise data.val_percent")
-    info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
-         f"test {len(prep.test)} clips")
-    teacher, teacher_ckpt = _teacher(p, prep)
-    targets = teacher_targets(teacher, prep, p.cfg)
-    threads = max(1, int(p.search.tune.cpus_per_trial))
-    shared = Shared(p.cfg, prep, targets.logits, targets.model, threads)
-    with ray_session(p.search.tune, p.run_dir) as where:
+    with ExitStack() as stack:
+        # A cluster is joined first, so a wrong tune.address fails before any data is read or teacher trained; a
+        # local Ray starts last, as its temp folder lives in the run folder, made once the data is known good.
+        where = stack.enter_context(ray_session(p.search.tune, p.run_dir)) if cluster_address(p.search.tune) else None
+        p, shared, teacher_ckpt = _driver_work(p)
+        where = where or stack.enter_context(ray_session(p.search.tune, p.run_dir))
         info(f"search {p.space.name} ({p.scheduler}, {p.search.samples} samples) on {where}")
         slots = _slots(p)
         t0 = time.time()
@@ -166,6 +154,27 @@ def run_search(search: SearchConfig, cfg: RunConfig) -> SearchResults:
     if results.interrupted:
         raise KeyboardInterrupt
     return results
+
+
+def _driver_work(p: Plan) -> tuple[Plan, Shared, str]:
+    """Read the data, then write the run folder and make the teacher's targets: what every trial shares."""
+    p = dataclasses.replace(p, cfg=resolve_data_root(p.cfg))  # may synthesize the default set (minutes)
+    if p.cfg.threads:
+        torch.set_num_threads(p.cfg.threads)  # the driver's own work: features, teacher (trials set their own)
+    seed_everything(p.cfg.seed)
+    prep = prepare(p.cfg)  # before the run folder exists, so a bad data.root leaves nothing behind
+    if p.search.metric == "val_accuracy" and len(prep.val) == 0:
+        raise ConfigError("metric=val_accuracy needs a validation split: raise data.val_percent")
+    p.run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(p.cfg, p.run_dir / "config.yaml")
+    save_search_config(p.search, p.run_dir / "tune.yaml")
+    _write_space(p)
+    info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
+         f"test {len(prep.test)} clips")
+    teacher, teacher_ckpt = _teacher(p, prep)
+    targets = teacher_targets(teacher, prep, p.cfg)
+    threads = max(1, int(p.search.tune.cpus_per_trial))
+    return p, Shared(p.cfg, prep, targets.logits, targets.model, threads), teacher_ckpt
 
 
 @contextmanager
