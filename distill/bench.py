@@ -40,6 +40,22 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         check(self.repeats >= 1 and self.clips >= 1, "repeats and clips must be >= 1")
+        check(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        check(self.latency_runs >= 1, f"latency_runs must be >= 1, got {self.latency_runs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        for key, spec in [("student", self.student)] + [("teachers", t) for t in self.teachers.split(",") if t]:
+            name, _, preset = spec.partition(":")
+            check(bool(name and preset), f"{key}: {spec!r} should be MODEL:PRESET, e.g. tcresnet:tc-resnet8 "
+                                         "(`distill models` lists them)")
+
+
+def check_specs(cfg: BenchConfig) -> None:
+    """Unknown models and presets fail here, before minutes of timing (``create_model`` names the known ones)."""
+    from distill.models import create_model
+
+    for spec in [cfg.student] + [t for t in cfg.teachers.split(",") if t]:
+        name, preset = spec.split(":", 1)
+        create_model(name, 12, 40, 97, preset)
 
 
 def _synthetic(n: int, classes: int, fe) -> ClipData:
@@ -52,7 +68,7 @@ def _synthetic(n: int, classes: int, fe) -> ClipData:
 
 def _epoch_seconds(spec: str, data: ClipData, labels: list[str], cfg: BenchConfig, teacher: Teacher | None = None,
                    noise_prob: float = 0.0) -> tuple[float, object]:
-    name, preset = spec.split(":")
+    name, preset = spec.split(":", 1)
     clf = build_classifier(name, preset, {}, labels, FeatureConfig(), 16000)
     clf.frontend.fit_stats(data.feats)
     aug = AugmentConfig(noise_prob=noise_prob)
@@ -138,6 +154,7 @@ def main(argv: list[str]) -> int:
         raise
     except Exception as e:  # OmegaConf raises several types for unknown keys / bad values
         raise ConfigError(f"bad bench option: {str(e).splitlines()[0]}") from None
+    check_specs(cfg)
     result = run_bench(cfg)
     print_rows(result["rows"])
     if cfg.out:

@@ -54,16 +54,41 @@ def build_classifier(name: str, preset: str | None, options: dict[str, Any], lab
     return Classifier(frontend, model, labels, num_samples, name)
 
 
+def _check_types(meta: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless the checkpoint JSON's model fields have the types ``meta()`` writes."""
+    expected = {"model": str, "model_config": dict, "labels": list, "num_samples": int, "features": dict}
+    for key, kind in expected.items():
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise ValueError(f"{key!r} should be a {kind.__name__}, got {meta[key]!r}")
+    if meta.get("preset") is not None and not isinstance(meta["preset"], str):
+        raise ValueError(f"'preset' should be a str or null, got {meta['preset']!r}")
+    if not meta["labels"] or not all(isinstance(x, str) for x in meta["labels"]):
+        raise ValueError(f"'labels' should be a list of names, got {meta['labels']!r}")
+    if meta["num_samples"] < 1:
+        raise ValueError(f"'num_samples' should be >= 1, got {meta['num_samples']}")
+
+
 def load_classifier(path: Path | str) -> tuple[Classifier, dict[str, Any]]:
     """Rebuild a classifier from ``NAME.safetensors`` + ``NAME.json``."""
     tensors, meta = load_checkpoint(path)
+    if not isinstance(meta, dict):
+        raise KwsError(f"checkpoint {path} is not a kws-distill model (its JSON is not an object)")
     for key in ("model", "model_config", "labels", "num_samples", "features"):
         if key not in meta:
             raise KwsError(f"checkpoint {path} is not a kws-distill model (its JSON lacks {key!r})")
-    clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], meta["labels"],
-                           FeatureConfig(**meta["features"]), meta["num_samples"])
+    try:
+        _check_types(meta)
+        clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], meta["labels"],
+                               FeatureConfig(**meta["features"]), meta["num_samples"])
+    except (KwsError, TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise KwsError(f"checkpoint {path}: its JSON does not describe a model this version builds "
+                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     model_keys = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
-    missing, unexpected = clf.load_state_dict(model_keys, strict=False)
+    try:
+        missing, unexpected = clf.load_state_dict(model_keys, strict=False)
+    except RuntimeError as e:  # a tensor of another shape than its JSON describes
+        first = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise KwsError(f"checkpoint {path} does not match its model ({first})") from None
     if missing or unexpected:
         raise KwsError(f"checkpoint {path} does not match its model: missing {missing[:3]}, "
                        f"unexpected {unexpected[:3]}")

@@ -1,9 +1,9 @@
 """``distill`` command line: parse, dispatch, print user errors without a traceback.
 
     distill run teacher=kwt student=tcresnet data.root=DIR train.epochs=30 ...
-    distill run --config runs/x/config.yaml seed=1
+    distill run --config runs/x/config.yaml seed=1 run.dir=runs/x-seed1
     distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]
-    distill bench [what=speed]
+    distill bench [threads=2 out=DIR]
     distill synth words=yes,no n=500 engines=piper,espeak out=DIR
     distill tune search=kd samples=8 ...
     distill keyword create|detect|eval|calibrate ...
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Callable
 
-from distill.errors import KwsError
+from distill.errors import ConfigError, KwsError
 
 USAGE = __doc__.split("\n\n", 1)[1].rstrip() if __doc__ else ""
 
@@ -34,7 +35,7 @@ def _run(argv: list[str]) -> int:
     if "--config" in argv:  # a complete saved config (config.yaml, best.yaml) plus key=value overrides
         i = argv.index("--config")
         if i + 1 >= len(argv):
-            raise KwsError("--config needs a file: distill run --config best.yaml [key=value ...]")
+            raise ConfigError("--config needs a file: distill run --config best.yaml [key=value ...]")
         cfg = load_config_file(argv[i + 1], argv[:i] + argv[i + 2 :])
     else:
         cfg = load_run_config(argv)
@@ -46,7 +47,7 @@ def _run(argv: list[str]) -> int:
 
 def _eval(argv: list[str]) -> int:
     if not argv or "=" in argv[0]:
-        raise KwsError("usage: distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]")
+        raise ConfigError("usage: distill eval RUN_DIR_OR_CHECKPOINT data.root=DIR [run.dir=OUT]")
     from distill.evaluate_cli import run_eval
 
     result = run_eval(argv[0], argv[1:])
@@ -69,6 +70,9 @@ def _print_table(metrics: dict, out_dir: str | None) -> None:
 
 
 def _models(argv: list[str]) -> int:
+    unknown = [a for a in argv if a != "--json"]
+    if unknown:
+        raise ConfigError(f"distill models takes only --json; got {' '.join(unknown)}")
     from distill.models import MODELS
     from distill.models.profile import profile_model
 
@@ -129,7 +133,16 @@ def _help() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _dispatch(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:  # `distill ... | head`: the reader is gone, and so is the rest of the output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        return 141
+
+
+def _dispatch(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_help())

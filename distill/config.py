@@ -7,6 +7,7 @@ never raw dicts or argv.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +18,14 @@ from distill.errors import ConfigError, check
 from distill.features import FeatureConfig
 
 CONF_DIR = Path(__file__).parent / "conf"
+
+
+def check_finite(obj: Any, section: str) -> None:
+    """Refuse inf and nan in every float field of a config dataclass: they pass ``> 0`` checks but train to NaN."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float):
+            check(math.isfinite(value), f"{section}.{f.name} must be a finite number, got {value}")
 
 
 @dataclass
@@ -35,6 +44,7 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
+        check_finite(self, "train")
         check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
@@ -69,6 +79,7 @@ class DataConfig:
     test_percent: float = 10.0
 
     def __post_init__(self) -> None:
+        check_finite(self, "data")
         check(0 < self.clip_seconds <= 10, "data.clip_seconds must be in (0, 10]")
         check(0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
                and self.val_percent + self.test_percent < 100,
@@ -92,6 +103,7 @@ class AugmentConfig:
     time_width: int = 12
 
     def __post_init__(self) -> None:
+        check_finite(self, "augment")
         check(0 <= self.noise_prob <= 1, "augment.noise_prob must be in [0, 1]")
         check(self.snr_min <= self.snr_max, "augment.snr_min must be <= augment.snr_max")
         check(self.shift_ms >= 0, "augment.shift_ms must be >= 0")
@@ -104,6 +116,7 @@ class KDConfig:
     mode: str = "offline"
 
     def __post_init__(self) -> None:
+        check_finite(self, "kd")
         check(self.temperature > 0, f"kd.temperature must be > 0, got {self.temperature}")
         check(0 <= self.alpha <= 1, f"kd.alpha must be in [0, 1], got {self.alpha}")
         check(self.mode in ("offline", "online"), f"kd.mode must be offline or online, got {self.mode!r}")
@@ -130,12 +143,38 @@ class RunConfig:
     device: str = "auto"
     threads: Optional[int] = None
 
-    def train_for(self, section: ModelSection) -> TrainConfig:
-        """The top-level train config with the model section's own overrides applied."""
+    def __post_init__(self) -> None:
+        import torch
+
+        check(self.threads is None or self.threads >= 1, f"threads must be >= 1 (or unset), got {self.threads}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}") from None
+        n_fft_ms = 1000 * self.features.n_fft / self.features.sample_rate
+        check(self.features.n_frames(self.data.num_samples) >= 1,
+              f"data.clip_seconds={self.data.clip_seconds} is shorter than one feature frame "
+              f"(features.n_fft={self.features.n_fft} samples, {n_fft_ms:g} ms)")
+        for role in ("teacher", "student"):
+            self.train_for(getattr(self, role), role)
+
+    def train_for(self, section: ModelSection, role: str | None = None) -> TrainConfig:
+        """The top-level train config with the model section's own overrides applied, type-checked."""
+        from omegaconf.errors import OmegaConfBaseException
+
+        where = f"{role or section.name}.train"
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(section.train) - known)
-        check(not unknown, f"unknown key(s) {unknown} under {section.name}.train; known: {sorted(known)}")
-        return dataclasses.replace(self.train, **section.train)
+        check(not unknown, f"unknown key(s) {unknown} under {where}; known: {sorted(known)}")
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(self.train), section.train)
+            return OmegaConf.to_object(merged)
+        except OmegaConfBaseException as e:
+            key = getattr(e, "full_key", None)
+            raise ConfigError(f"bad value for {where}.{key}: {str(e).splitlines()[0]}") from None
+        except ConfigError as e:  # TrainConfig's own checks name the top-level key
+            raise ConfigError(f"{e} (set under {where})") from None
 
 
 
@@ -152,6 +191,8 @@ def compose(overrides: list[str], config_name: str = "run") -> DictConfig:
             return hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_explain(e)) from None
+    except ValueError as e:  # Hydra's own checks, e.g. a group given a number (`teacher=3`)
+        raise ConfigError(f"bad override in {' '.join(overrides)}: {str(e).splitlines()[0]}") from None
     finally:
         GlobalHydra.instance().clear()
 
@@ -208,7 +249,20 @@ def load_config_file(path: str | Path, overrides: list[str]) -> RunConfig:
         extra = OmegaConf.from_dotlist([o.lstrip("+") for o in overrides])
     except Exception as e:  # OmegaConf grammar errors
         raise ConfigError(f"bad override: {e}") from None
-    return to_run_config(OmegaConf.merge(OmegaConf.load(path), extra))
+    return to_run_config(OmegaConf.merge(load_yaml_mapping(path, "--config"), extra))
+
+
+def load_yaml_mapping(path: str | Path, what: str) -> DictConfig:
+    """A YAML file whose top level is a mapping of config keys, or ``ConfigError`` saying what is wrong."""
+    import yaml
+
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what} {path}: not a YAML config ({str(e).splitlines()[0]})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{what} {path}: not a YAML config (expected `key: value` lines, e.g. a run's config.yaml)")
+    return cfg
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
@@ -217,7 +271,7 @@ def save_config(cfg: RunConfig, path: Path) -> None:
 
 def config_from_yaml(path: Path) -> RunConfig:
     """Load a ``config.yaml`` written by ``save_config`` (e.g. a run's resolved config)."""
-    return to_run_config(OmegaConf.load(path))
+    return to_run_config(load_yaml_mapping(path, "config"))
 
 
 def as_dict(obj: Any) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from distill.checkpoint import exists, paths
 from distill.classifier import load_classifier
@@ -14,7 +15,7 @@ from distill.config import DataConfig, RunSection, compose
 from distill.data import build_splits
 from distill.data.cache import load_clips
 from distill.errors import ConfigError, KwsError
-from distill.features import FeatureConfig, Frontend
+from distill.features import Frontend
 from distill.pipeline import write_outputs
 
 
@@ -49,6 +50,9 @@ def run_eval(path: str, overrides: list[str]) -> dict[str, Any]:
     try:
         cfg: EvalConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EvalConfig),
                                                               compose(overrides, "eval")))
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"bad config value{f' for {key}' if key else ''}: {str(e).splitlines()[0]}") from None
     except ValueError as e:
         raise ConfigError(str(e)) from None
     target = Path(path)
@@ -59,18 +63,23 @@ def run_eval(path: str, overrides: list[str]) -> dict[str, Any]:
         raise KwsError(f"no clips in the {cfg.split} split of {cfg.data.root}")
     default_dir = (target if target.is_dir() else target.parent) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(cfg.run.dir or default_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run.dir={out} is a file, not a folder")
     models, tests = {}, {}
     for role, stem in stems.items():
-        clf, meta = load_classifier(stem)
+        clf, _ = load_classifier(stem)
         missing = sorted({it.label for it in items} - set(clf.labels))
         if missing:
             raise KwsError(f"{stem} does not know label(s) {missing}; it predicts {clf.labels}")
         # Each model reads the clips with its own features and clip length.
-        frontend = Frontend(FeatureConfig(**meta["features"]))
-        tests[role] = load_clips(items, clf.labels, meta["num_samples"], frontend, f"reading audio for {role}")
+        tests[role] = load_clips(items, clf.labels, clf.num_samples, Frontend(clf.frontend.config),
+                                 f"reading audio for {role}")
+        if len(tests[role]) == 0:
+            raise KwsError(f"none of the {len(items)} clips in the {cfg.split} split of {cfg.data.root} "
+                           "could be read: nothing to score")
         clf.history = []  # type: ignore[attr-defined]
         models[role] = (clf, str(stem))
+    out.mkdir(parents=True, exist_ok=True)  # only now: a bad checkpoint or dataset leaves no empty folder
     metrics = write_outputs(out, models, tests, f"kws-distill eval of {target}",
                             [f"data: `{cfg.data.name}` at `{cfg.data.root}`, split `{cfg.split}`"])
     return {"dir": str(out), "metrics": metrics}

@@ -37,6 +37,13 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("logmel", "mfcc"):
             raise ConfigError(f"features.kind must be 'logmel' or 'mfcc', got {self.kind!r}")
+        for name in ("sample_rate", "n_fft", "win_ms", "hop_ms", "n_mels", "log_eps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"features.{name} must be > 0, got {value}")
+        if self.win_length < 1 or self.hop_length < 1:
+            raise ConfigError(f"features.win_ms={self.win_ms} and hop_ms={self.hop_ms} must each be at least one "
+                              f"sample at {self.sample_rate} Hz")
         if self.win_length > self.n_fft:
             raise ConfigError(f"features.win_ms={self.win_ms} is longer than n_fft={self.n_fft} samples")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch
 from distill import checkpoint
 from distill.augment import NoiseBank
 from distill.classifier import Classifier, build_classifier, load_classifier
-from distill.config import ModelSection, RunConfig, save_config
+from distill.config import ModelSection, RunConfig, config_from_yaml, save_config
 from distill.data import Splits, build_splits
 from distill.data.cache import ClipData, load_clips
 from distill.errors import ConfigError, KwsError
@@ -25,6 +27,8 @@ from distill.report import plot_confusion, plot_history, write_report
 from distill.train import Teacher, Trainer, predict
 
 ROLES = ("teacher", "student", "baseline")
+# settings a resume may change: they do not change what any model learns
+RESUME_FREE = ("resume", "threads", "device", "baseline", "run.dir")
 
 
 @dataclass
@@ -91,6 +95,8 @@ def preflight(cfg: RunConfig) -> None:
     if cfg.teacher.checkpoint and not checkpoint.exists(cfg.teacher.checkpoint):
         raise KwsError(f"teacher.checkpoint {cfg.teacher.checkpoint} not found "
                        "(expected NAME.safetensors and NAME.json side by side)")
+    if cfg.augment.noise_dir and not Path(cfg.augment.noise_dir).expanduser().is_dir():
+        raise KwsError(f"augment.noise_dir {cfg.augment.noise_dir} does not exist or is not a folder")
 
 
 def prepare(cfg: RunConfig) -> Prepared:
@@ -105,7 +111,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     val = load_clips(splits.val, splits.labels, n, frontend, "reading val audio")
     test = load_clips(splits.test, splits.labels, n, frontend, "reading test audio")
     if len(train) == 0:
-        raise KwsError("no readable training clips")
+        raise KwsError(f"none of the {len(splits.train)} training clips of {cfg.data.root} could be read")
+    if len(test) == 0:
+        raise KwsError(f"none of the {len(splits.test)} test clips of {cfg.data.root} could be read: "
+                       "nothing to score the models on")
     frontend.fit_stats(train.feats)
     noise = None
     if cfg.augment.noise_dir:
@@ -171,25 +180,91 @@ def train_stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
 
 
 def with_run_dir(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with ``run.dir`` set: as given, else ``runs/<date-time>``."""
+    """``cfg`` with ``run.dir`` set: as given, else a new ``runs/<date-time>``."""
     if cfg.run.dir:
         return cfg
     if cfg.resume:
         raise ConfigError("resume=true needs run.dir=<the folder of the run to continue>")
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=f"runs/{time.strftime('%Y%m%d-%H%M%S')}"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name, n = f"runs/{stamp}", 1
+    while Path(name).exists():  # two runs started in the same second
+        n += 1
+        name = f"runs/{stamp}-{n}"
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, dir=name))
+
+
+def check_run_dir(cfg: RunConfig) -> None:
+    """``run.dir`` must be a folder that can be written; one that holds a run is only continued, with
+    ``resume=true``, never trained over."""
+    run_dir = Path(cfg.run.dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run.dir={run_dir} is a file, not a folder")
+    parent = next(p for p in [run_dir, *run_dir.absolute().parents] if p.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write run.dir={run_dir}: {parent} is not a folder")
+    try:  # a probe, not os.access: root passes that check on read-only and virtual file systems
+        os.rmdir(tempfile.mkdtemp(prefix=".kws-distill-probe-", dir=parent))
+    except OSError as e:
+        raise ConfigError(f"cannot write run.dir={run_dir}: {parent} is not writable ({e.strerror})") from None
+    if cfg.resume or not (run_dir / "config.yaml").is_file():
+        return
+    unfinished = (not (run_dir / "metrics.json").is_file()
+                  or any((run_dir / "checkpoints").glob("*_last.json")))
+    if unfinished:
+        raise ConfigError(f"run.dir={run_dir} holds a run that did not finish; add resume=true to continue it, "
+                          "or choose another run.dir")
+    raise ConfigError(f"run.dir={run_dir} already holds a finished run; choose another run.dir (or add "
+                      "resume=true to reuse its checkpoints with the same settings)")
+
+
+def run_settings(cfg: RunConfig) -> dict[str, Any]:
+    """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}``."""
+    def walk(d: dict, prefix: str) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for k, v in d.items():
+            items.update(walk(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
+        return items
+
+    return {k: v for k, v in walk(dataclasses.asdict(cfg), "").items() if k not in RESUME_FREE}
+
+
+def check_resume(cfg: RunConfig) -> None:
+    """``resume=true``: the settings of the run saved in ``run.dir`` must be this one's."""
+    run_dir = Path(cfg.run.dir)
+    saved_path = run_dir / "config.yaml"
+    if not cfg.resume:
+        return
+    if not saved_path.is_file():
+        info(f"[yellow]resume=true: nothing to resume in {run_dir}; starting from the beginning")
+        return
+    try:
+        saved = run_settings(config_from_yaml(saved_path))
+    except KwsError as e:
+        raise KwsError(f"resume=true: cannot read the settings of the run in {saved_path} ({e})") from None
+    now = run_settings(cfg)
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise ConfigError(f"resume=true: the settings differ from those of the run in {run_dir}: "
+                          + ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
+                          + (f" (and {len(changed) - 5} more)" if len(changed) > 5 else "")
+                          + "; rerun with the same settings, or choose another run.dir")
+    info(f"resuming the run in {run_dir}")
 
 
 def run(cfg: RunConfig) -> dict[str, Any]:
     """Run the whole job and write config.yaml, metrics.json, report.md, PNGs and checkpoints to run.dir."""
-    cfg = with_run_dir(resolve_data_root(cfg))
+    cfg = with_run_dir(cfg)
+    preflight(cfg)
+    check_run_dir(cfg)
+    cfg = resolve_data_root(cfg)
+    check_resume(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run.dir)
-    preflight(cfg)
     seed_everything(cfg.seed)
     prep = prepare(cfg)  # before the run folder exists, so a bad data.root leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(dataclasses.replace(cfg, resume=False), run_dir / "config.yaml")  # a rerun from it must opt in
     info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
          f"test {len(prep.test)} clips")
     t0 = time.time()

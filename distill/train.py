@@ -6,6 +6,7 @@ on the last norm of each residual branch. Plus SpecAugment, time shift and noise
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -139,11 +140,14 @@ class Trainer:
             loss = soft_cross_entropy(logits, y)
         else:
             loss = kd_loss(logits, t_logits, y, self.teacher.kd.temperature, self.teacher.kd.alpha)
+        value = loss.item()
+        if not math.isfinite(value):  # stop before the step spreads it into the weights
+            return value, 0
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         correct = int((logits.argmax(-1) == labels).sum())
-        return loss.item(), correct
+        return value, correct
 
     # ---- epochs ----------------------------------------------------------------------------------------
     def fit(self, train: ClipData, val: ClipData | None = None, ckpt: Path | None = None, resume: bool = False,
@@ -173,8 +177,12 @@ class Trainer:
                         group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.scaled_lr)
                     idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                     loss, c = self._step(train, idx, gen)
+                    if not math.isfinite(loss):
+                        self._diverged(description, epoch, f"the loss is {loss}")
                     loss_sum += loss * len(idx)
                     correct += c
+                if not all(bool(torch.isfinite(p).all()) for p in self.clf.model.parameters()):
+                    self._diverged(description, epoch, "the weights are no longer finite")
                 seconds = time.perf_counter() - t0
                 row = {"epoch": epoch + 1, "loss": loss_sum / len(train), "train_accuracy": correct / len(train),
                        "seconds": seconds, "samples_per_s": len(train) / seconds}
@@ -192,6 +200,13 @@ class Trainer:
         self.clf.eval()
         return self.state
 
+    def _diverged(self, description: str, epoch: int, what: str) -> None:
+        """Stop training: the state of the last finished epoch stays the last checkpoint."""
+        self.clf.eval()
+        fixes = [f"lower train.lr (scaled to {self.cfg.scaled_lr:g} for batch {self.cfg.batch_size})"]
+        fixes += ["kd.temperature"] * (self.teacher is not None) + ["set train.bf16=false"] * self.cfg.bf16
+        raise KwsError(f"{description}: training diverged in epoch {epoch + 1} ({what}); {' or '.join(fixes)}")
+
     def save_state(self, stem: Path) -> None:
         """Model + optimizer + progress, enough to continue exactly where training stopped."""
         tensors, opt_meta = optimizer_tensors(self.opt)
@@ -202,8 +217,13 @@ class Trainer:
 
     def load_state(self, stem: Path) -> None:
         tensors, meta = load_checkpoint(stem)
-        if meta.get("labels") != self.clf.labels or meta.get("model") != self.clf.name:
-            raise KwsError(f"cannot resume from {stem}: it holds a different model or label set")
+        # as JSON reads it back (tuples become lists), so equal settings compare equal
+        now = json.loads(json.dumps(self.clf.meta()))
+        changed = [k for k in ("model", "preset", "model_config", "labels", "num_samples", "features")
+                   if meta.get(k) != now[k]]
+        if changed:
+            raise KwsError(f"cannot resume from {stem}: it holds a different model ({', '.join(changed)} differ); "
+                           "train with the settings it was made with, or start over without it")
         self.clf.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
         restore_optimizer(self.opt, tensors, meta["optimizer"])
         self.state = FitState(meta["epoch"], meta["history"], meta.get("train_seconds", 0.0))

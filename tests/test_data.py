@@ -74,6 +74,42 @@ def test_manifest_errors(tmp_path):
         build_splits(DataConfig(name="manifest"))
 
 
+@pytest.mark.parametrize("row, message", [
+    ({"path": 123, "label": "a"}, "'path' must be a non-empty string"),
+    ({"path": None, "label": "a"}, "'path' must be a non-empty string"),
+    ({"path": "x.wav", "label": None}, "'label' must be a non-empty string"),
+    ({"path": "x.wav", "label": True}, "'label' must be a non-empty string"),
+    ({"path": "x.wav", "label": {"word": "a"}}, "'label' must be a non-empty string"),
+    ({"path": "x.wav", "label": "a", "split": ["train"]}, "'split' must be train, val or test"),
+])
+def test_manifest_rows_of_the_wrong_type_are_named(tmp_path, row, message):
+    good = {"path": "y.wav", "label": "b"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(KwsError, match=f"m.jsonl:2: {message}"):
+        build_splits(DataConfig(name="manifest", root=str(tmp_path / "m.jsonl")))
+
+
+def test_manifest_number_labels_name_their_class(tmp_path):
+    from distill.data.manifest import read_manifest
+
+    (tmp_path / "m.jsonl").write_text('{"path": "a.wav", "label": 5}\n{"path": "b.wav", "label": "5"}\n')
+    assert [r["label"] for r in read_manifest(tmp_path / "m.jsonl")] == ["5", "5"]
+
+
+def test_manifest_that_is_not_utf8_is_named(tmp_path):
+    (tmp_path / "m.jsonl").write_bytes(b'{"path": "a.wav", "label": "caf\xe9"}\n')
+    with pytest.raises(KwsError, match="not UTF-8"):
+        build_splits(DataConfig(name="manifest", root=str(tmp_path / "m.jsonl")))
+
+
+def test_speech_commands_with_one_word_is_refused(tmp_path):
+    root = make_speech_commands(tmp_path / "sc", ["yes"], speakers=4, per_speaker=1)  # with background noise
+    with pytest.raises(KwsError, match="at least two labels"):
+        build_splits(DataConfig(root=str(root)))
+    with pytest.raises(KwsError, match="at least two labels"):
+        build_splits(DataConfig(root=str(root), classes=35))
+
+
 def test_load_clips_skips_bad_files_and_caches(tiny_sc, tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
     (tiny_sc / "yes" / "deadbeef_nohash_0.wav").write_bytes(b"broken")

@@ -137,3 +137,10 @@ def test_noise_floor_lifts_digital_silence_and_leaves_speech_alone(tmp_path):
     x = torch.cat([quiet, loud])
     path = export_onnx(floored, x, tmp_path / "fe.onnx", "audio", "features", check=False)
     np.testing.assert_allclose(run_onnx(path, x.numpy()), floored(x).detach().numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("field, value", [("hop_ms", 0.0), ("hop_ms", -10.0), ("hop_ms", 0.01), ("win_ms", 0.0),
+                                          ("n_mels", 0), ("log_eps", 0.0), ("hop_ms", math.inf), ("win_ms", math.nan)])
+def test_feature_sizes_must_be_positive(field, value):
+    with pytest.raises(ConfigError, match=field):
+        FeatureConfig(**{field: value})

@@ -1,14 +1,17 @@
+import json
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from distill import checkpoint
 from distill.augment import NoiseBank
 from distill.classifier import build_classifier, load_classifier
 from distill.config import AugmentConfig, DataConfig, KDConfig, TrainConfig
 from distill.data import build_splits
 from distill.data.cache import load_clips
+from distill.errors import ConfigError, KwsError
 from distill.features import FeatureConfig
 from distill.train import Teacher, Trainer, accuracy, lr_at, param_groups, predict, zero_gamma
 
@@ -53,11 +56,11 @@ def _data(tiny_sc):
     return splits, train, test
 
 
-def _trainer(splits, train, epochs=3, teacher=None, optimizer="adamw", noise=True, mix=0.2):
+def _trainer(splits, train, epochs=3, teacher=None, optimizer="adamw", noise=True, mix=0.2, lr=0.5):
     torch.manual_seed(0)  # model init; the trainer seeds everything after it
     clf = build_classifier("tcresnet", "tc-resnet8", {"width": 0.5}, splits.labels, FeatureConfig(), 16000)
     clf.frontend.fit_stats(train.feats)
-    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=0.5, optimizer=optimizer, mixup=mix, warmup_epochs=1)
+    cfg = TrainConfig(epochs=epochs, batch_size=16, lr=lr, optimizer=optimizer, mixup=mix, warmup_epochs=1)
     bank = NoiseBank(torch.randn(40_000) * 0.1) if noise else None
     return Trainer(clf, cfg, AugmentConfig(), 0, torch.device("cpu"), bank, teacher)
 
@@ -120,3 +123,52 @@ def test_checkpoint_roundtrip(tiny_sc, tmp_path):
     clf, meta = load_classifier(tmp_path / "model.json")
     torch.testing.assert_close(predict(clf, test), predict(t.clf, test))
     assert meta["labels"] == splits.labels
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tiny_sc, tmp_path):
+    splits, train, _ = _data(tiny_sc)
+    ckpt = tmp_path / "m_last"
+    _trainer(splits, train, epochs=1).fit(train, ckpt=ckpt)
+    clf = build_classifier("tcresnet", "tc-resnet8", {"width": 1.0}, splits.labels, FeatureConfig(), 16000)
+    wider = Trainer(clf, TrainConfig(epochs=2, batch_size=16), AugmentConfig(), 0, torch.device("cpu"))
+    with pytest.raises(KwsError, match=r"different model \(model_config differ"):
+        wider.fit(train, ckpt=ckpt, resume=True)
+
+
+@pytest.mark.parametrize("make", [lambda v: TrainConfig(lr=v), lambda v: TrainConfig(weight_decay=v),
+                                  lambda v: KDConfig(temperature=v), lambda v: AugmentConfig(snr_max=v)])
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_non_finite_settings_are_refused(make, value):
+    with pytest.raises(ConfigError, match="finite"):
+        make(value)
+
+
+def test_diverging_training_stops_without_saving_nan_weights(tiny_sc, tmp_path):
+    splits, train, _ = _data(tiny_sc)
+    t = _trainer(splits, train, epochs=2, lr=1e30)  # finite, but far too large
+    ckpt = tmp_path / "m_last"
+    with pytest.raises(KwsError, match="diverged"):
+        t.fit(train, ckpt=ckpt)
+    if checkpoint.exists(ckpt):
+        tensors, _ = checkpoint.load_checkpoint(ckpt)
+        assert all(torch.isfinite(v).all() for v in tensors.values())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: None, "not an object"),
+    (lambda m: [m], "not an object"),
+    (lambda m: {**m, "features": {**m["features"], "bogus": 1}}, "bogus"),
+    (lambda m: {**m, "features": {**m["features"], "hop_ms": 0}}, "hop_ms"),
+    (lambda m: {**m, "model_config": {**m["model_config"], "width": "wide"}}, "model"),
+    (lambda m: {**m, "model_config": {**m["model_config"], "width": 1.0}}, "does not match its model"),
+    (lambda m: {**m, "labels": "ab"}, "labels"),
+    (lambda m: {**m, "num_samples": "16000"}, "num_samples"),
+])
+def test_wrong_checkpoint_json_is_a_clear_error(tmp_path, edit, message):
+    clf = build_classifier("tcresnet", "tc-resnet8", {"width": 0.5}, ["a", "b"], FeatureConfig(), 16000)
+    clf.save(tmp_path / "model")
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps(edit(meta)))
+    with pytest.raises(KwsError, match=message) as e:
+        load_classifier(tmp_path / "model")
+    assert str(tmp_path / "model") in str(e.value)

@@ -15,8 +15,12 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 
 
 def read_manifest(path: Path) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise KwsError(f"{path}: not UTF-8 text (byte {e.start}); a manifest is JSON lines") from None
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -25,6 +29,13 @@ def read_manifest(path: Path) -> list[dict]:
             raise KwsError(f"{path}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict) or "path" not in row or "label" not in row:
             raise KwsError(f"{path}:{n}: each row needs 'path' and 'label'")
+        if isinstance(row["label"], int) and not isinstance(row["label"], bool):
+            row["label"] = str(row["label"])  # digits: "label": 5 names the class "5"
+        for key in ("path", "label"):
+            if not isinstance(row[key], str) or not row[key]:
+                raise KwsError(f"{path}:{n}: {key!r} must be a non-empty string, got {row[key]!r}")
+        if row.get("split") is not None and not isinstance(row["split"], str):
+            raise KwsError(f"{path}:{n}: 'split' must be train, val or test, got {row['split']!r}")
         rows.append(row)
     return rows
 

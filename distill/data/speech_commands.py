@@ -67,6 +67,9 @@ def speech_commands(cfg) -> Splits:
         else:
             label = word
         parts[split].append(Item(str(path), label, speaker))
+    found = sorted({it.label for items in parts.values() for it in items})  # before _silence_ crops of noise
+    if len(found) < 2:
+        raise KwsError(f"{root}: need at least two labels with audio (one sub-folder per word), found {found}")
     noise_dir = root / NOISE_DIR
     noise_files = audio_files(noise_dir) if noise_dir.is_dir() else []
     if classes == 12:
