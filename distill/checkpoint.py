@@ -15,6 +15,26 @@ from safetensors.torch import load_file, save_file
 from distill.errors import KwsError
 
 
+def check_writable_dir(path: Path, key: str) -> None:
+    """``path`` is a folder, or can be made as one, and can be written: a ``ConfigError`` naming ``key`` otherwise,
+    before any work. A probe folder, not ``os.access``: root passes that check on read-only and virtual file
+    systems."""
+    import tempfile
+
+    from distill.errors import ConfigError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{key}={path} is a file, not a folder")
+    parent = next(p for p in [path, *path.absolute().parents] if p.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"cannot write {key}={path}: {parent} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".kws-distill-probe-", dir=parent))
+    except OSError as e:
+        raise ConfigError(f"cannot write {key}={path}: {parent} is not writable ({e.strerror})") from None
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,15 +195,7 @@ def check_run_dir(cfg: RunConfig) -> None:
     """``run.dir`` must be a folder that can be written; one that holds a run is only continued, with
     ``resume=true``, never trained over."""
     run_dir = Path(cfg.run.dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"run.dir={run_dir} is a file, not a folder")
-    parent = next(p for p in [run_dir, *run_dir.absolute().parents] if p.exists())
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write run.dir={run_dir}: {parent} is not a folder")
-    try:  # a probe, not os.access: root passes that check on read-only and virtual file systems
-        os.rmdir(tempfile.mkdtemp(prefix=".kws-distill-probe-", dir=parent))
-    except OSError as e:
-        raise ConfigError(f"cannot write run.dir={run_dir}: {parent} is not writable ({e.strerror})") from None
+    checkpoint.check_writable_dir(run_dir, "run.dir")
     if cfg.resume or not (run_dir / "config.yaml").is_file():
         return
     unfinished = (not (run_dir / "metrics.json").is_file()

@@ -10,6 +10,7 @@ from typing import Any, Iterator, Sequence
 from omegaconf import OmegaConf
 from rich.markup import escape
 
+from distill.checkpoint import check_writable_dir
 from distill.errors import ConfigError, KwsError
 from synth.config import OFFLINE_ENGINES, SynthConfig, to_yaml
 from synth.engines import ENGINES
@@ -159,11 +160,7 @@ def check_out(out: Path) -> None:
             shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
             raise ConfigError(f"out={out} is not empty ({shown}) and is not a synth output folder (it has no "
                               f"{STATE}); synth would replace its files: give a new or empty folder")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"out={out} cannot be made: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise KwsError(f"out={out} cannot be written: no write permission in {existing}")
+    check_writable_dir(out, "out")
 
 
 def check_sources(cfg: SynthConfig) -> None:

@@ -534,10 +534,12 @@ def test_bad_negatives_and_out_fail_before_any_work(keyword_dir, tmp_path, monke
     recs = ",".join(sorted(str(p) for p in keyword_dir.glob("rec*.wav")))
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for extra, says in ((f"negatives={tmp_path / 'nope'}", "does not exist"),
-                        (f"negatives={afile}", "not an audio file"),
-                        (f"out={afile / 'sub'}", "not a folder")):
-        assert main(["keyword", "create", "kw", "text=tone word", f"recordings={recs}", extra]) == 1
+    cases = [(f"negatives={tmp_path / 'nope'}", "does not exist", 1), (f"negatives={afile}", "not an audio file", 1),
+             (f"out={afile / 'sub'}", "is a file, not a folder", 2)]
+    if Path("/proc/self").is_dir():  # not writable, even for root
+        cases.append(("out=/proc/kw", "not writable", 2))
+    for extra, says, code in cases:
+        assert main(["keyword", "create", "kw", "text=tone word", f"recordings={recs}", extra]) == code
         assert says in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no TTS cache, no keyword folder
 

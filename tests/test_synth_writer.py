@@ -251,7 +251,7 @@ def test_out_that_is_a_file_or_cannot_be_made_is_a_clear_error(tmp_path, monkeyp
             small_run(out)
     assert file.read_text() == "keep me"
     if Path("/proc/self").is_dir():  # mkdir fails here even for root
-        with pytest.raises(KwsError, match="cannot be made"):
+        with pytest.raises(ConfigError, match="cannot write out=/proc/nope: /proc is not writable"):
             small_run(Path("/proc/nope"))
 
 

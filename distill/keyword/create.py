@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from distill.audio import SAMPLE_RATE
-from distill.checkpoint import write_json
+from distill.checkpoint import check_writable_dir, write_json
 from distill.classifier import load_classifier
 from distill.errors import KwsError
 from distill.features import Frontend
@@ -36,11 +36,7 @@ def output_dir(cfg: CreateConfig) -> Path:
     """``keywords/NAME`` or ``out``; refuses to overwrite an existing keyword without ``force=true``, and to
     drop the state of a create that did not finish without ``resume=true`` or ``force=true``."""
     out = Path(cfg.out).expanduser() if cfg.out else Path("keywords") / cfg.name
-    if out.exists() and not out.is_dir():
-        raise KwsError(f"out={out} is a file, not a folder")
-    parent = next(p for p in [out, *out.absolute().parents] if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise KwsError(f"cannot write {out}: {parent} is {'not a folder' if not parent.is_dir() else 'not writable'}")
+    check_writable_dir(out, "out")
     if (out / STATE).is_file():
         if not cfg.resume and not cfg.force:
             raise KwsError(f"{out} holds a create that did not finish ({out / STATE.parent}); add resume=true to "
