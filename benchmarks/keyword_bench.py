@@ -180,14 +180,25 @@ def spoken(label: str) -> str:
 
 
 def link_folder(folder: Path, links: list[tuple[str, Path]]) -> Path:
-    """``folder`` made anew with a link at each relative path to its target (a folder of another layout, or
-    with other clips, from an earlier version of this script is replaced)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    for name, target in links:
-        link = folder / name
+    """``folder`` with a link at each relative path to its target. One that already holds exactly these links is
+    left alone (another benchmark job on the same ``--base-dir`` may be reading it); one of another layout, or with
+    other clips, from an earlier version of this script is replaced by a folder built beside it."""
+    want = {name: Path(target) for name, target in links}
+    if folder.is_dir():
+        have = {p.relative_to(folder).as_posix(): Path(os.readlink(p)) for p in folder.rglob("*") if p.is_symlink()}
+        if have == want:
+            return folder
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, target in want.items():
+        link = tmp / name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
+    old = folder.with_name(f".{folder.name}.old{os.getpid()}")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
