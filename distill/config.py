@@ -7,6 +7,7 @@ never raw dicts or argv.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,3 +277,23 @@ def config_from_yaml(path: Path) -> RunConfig:
 
 def as_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
+
+
+def flat_settings(obj: Any, skip: tuple[str, ...] = (), whole: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every field of the dataclass ``obj`` as ``{"dotted.key": value}``, as JSON reads it back (what a resume
+    compares with the settings it saved); keys in ``skip`` are left out, dicts named in ``whole`` kept whole."""
+    def walk(d: dict, prefix: str) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for k, v in d.items():
+            items.update(walk(v, prefix + k + ".") if isinstance(v, dict) and k not in whole else {prefix + k: v})
+        return items
+
+    flat = {k: v for k, v in walk(dataclasses.asdict(obj), "").items() if k not in skip}
+    return json.loads(json.dumps(flat, default=str))
+
+
+def settings_changes(saved: dict[str, Any], now: dict[str, Any]) -> str:
+    """The differing keys of two ``flat_settings``, ``"key old -> new"`` (five at most), or "" when they agree."""
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    text = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
+    return text + (f" (and {len(changed) - 5} more)" if len(changed) > 5 else "")

@@ -14,7 +14,8 @@ import torch
 from distill import checkpoint
 from distill.augment import NoiseBank
 from distill.classifier import Classifier, build_classifier, load_classifier
-from distill.config import ModelSection, RunConfig, config_from_yaml, save_config
+from distill.config import (ModelSection, RunConfig, config_from_yaml, flat_settings, save_config,
+                            settings_changes)
 from distill.data import Splits, build_splits
 from distill.data.cache import ClipData, load_clips
 from distill.errors import ConfigError, KwsError
@@ -207,17 +208,6 @@ def check_run_dir(cfg: RunConfig) -> None:
                       "resume=true to reuse its checkpoints with the same settings)")
 
 
-def run_settings(cfg: RunConfig) -> dict[str, Any]:
-    """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}``."""
-    def walk(d: dict, prefix: str) -> dict[str, Any]:
-        items: dict[str, Any] = {}
-        for k, v in d.items():
-            items.update(walk(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
-        return items
-
-    return {k: v for k, v in walk(dataclasses.asdict(cfg), "").items() if k not in RESUME_FREE}
-
-
 def check_resume(cfg: RunConfig) -> None:
     """``resume=true``: the settings of the run saved in ``run.dir`` must be this one's."""
     run_dir = Path(cfg.run.dir)
@@ -228,16 +218,13 @@ def check_resume(cfg: RunConfig) -> None:
         info(f"[yellow]resume=true: nothing to resume in {run_dir}; starting from the beginning")
         return
     try:
-        saved = run_settings(config_from_yaml(saved_path))
+        saved = flat_settings(config_from_yaml(saved_path), RESUME_FREE)
     except KwsError as e:
         raise KwsError(f"resume=true: cannot read the settings of the run in {saved_path} ({e})") from None
-    now = run_settings(cfg)
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
-        raise ConfigError(f"resume=true: the settings differ from those of the run in {run_dir}: "
-                          + ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
-                          + (f" (and {len(changed) - 5} more)" if len(changed) > 5 else "")
-                          + "; rerun with the same settings, or choose another run.dir")
+    changes = settings_changes(saved, flat_settings(cfg, RESUME_FREE))
+    if changes:
+        raise ConfigError(f"resume=true: the settings differ from those of the run in {run_dir}: {changes}; "
+                          "rerun with the same settings, or choose another run.dir")
     info(f"resuming the run in {run_dir}")
 
 

@@ -184,10 +184,7 @@ def run(cfg: SynthConfig) -> Path:
     check_out(out)
     check_sources(cfg)
     engines = available_engines(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise KwsError(f"out={out} cannot be made ({e.strerror or e})") from None
+    out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         return _run(cfg, out, engines)
 

@@ -15,6 +15,7 @@ import torch
 
 from distill.audio import SAMPLE_RATE
 from distill.checkpoint import check_writable_dir, write_json
+from distill.config import flat_settings, settings_changes
 from distill.classifier import load_classifier
 from distill.errors import KwsError
 from distill.features import Frontend
@@ -56,15 +57,8 @@ RESUME_FREE = ("force", "resume", "threads", "out")  # settings a resume may cha
 
 
 def settings(cfg: CreateConfig) -> dict[str, Any]:
-    """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}``, as JSON reads it back."""
-    def walk(d: dict, prefix: str) -> dict[str, Any]:
-        items: dict[str, Any] = {}
-        for k, v in d.items():
-            items.update(walk(v, prefix + k + ".") if isinstance(v, dict) and k != "options" else {prefix + k: v})
-        return items
-
-    flat = {k: v for k, v in walk(dataclasses.asdict(cfg), "").items() if k not in RESUME_FREE}
-    return json.loads(json.dumps(flat))
+    """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}`` (model options as one dict)."""
+    return flat_settings(cfg, RESUME_FREE, whole=("options",))
 
 
 def check_resume(cfg: CreateConfig, out: Path) -> None:
@@ -74,12 +68,10 @@ def check_resume(cfg: CreateConfig, out: Path) -> None:
     if not (out / STATE).is_file():
         info(f"[yellow]resume=true: nothing to resume in {out / STATE.parent}; starting from the beginning")
         return
-    saved, now = json.loads((out / STATE).read_text()), settings(cfg)
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
+    changes = settings_changes(json.loads((out / STATE).read_text()), settings(cfg))
+    if changes:
         raise KwsError(f"resume=true: the settings differ from those of the create in {out / STATE.parent}: "
-                       + ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
-                       + "; rerun with the same settings, or with force=true to start over")
+                       f"{changes}; rerun with the same settings, or with force=true to start over")
     info(f"resuming from {out / STATE.parent}")
 
 

@@ -105,7 +105,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     window, hop, refractory = stream_timing(meta, cfg.hop_s, cfg.refractory_s)
     confirm_windows = confirm_windows_for(meta, cfg.confirm_windows)
     if positives is None:
-        if not cfg.positives or not cfg.negatives:
+        if not cfg.positives:
             raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
         positives = read_folder(cfg.positives, "positives")
     if negatives is None:
