@@ -94,6 +94,10 @@ def test_shared_frame_scoring_equals_window_by_window(cmn):
     scorer = TorchScorer(clf, window, hop, block_windows=7)
     np.testing.assert_allclose(scorer(stream), scorer.windows(
         np.lib.stride_tricks.sliding_window_view(stream, window)[::hop]), atol=1e-5)
+    # another score rule reads the same windows: full logits, whose keyword softmax share is the default score
+    logits = TorchScorer(clf, window, hop, block_windows=7, score=lambda x: x)(stream)
+    assert logits.shape == (scorer(stream).size, 2)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1)[:, 1].numpy(), scorer(stream), atol=1e-5)
 
 
 def test_keyword_probability_is_the_softmax_share_of_the_keyword_class():

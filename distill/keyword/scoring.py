@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -46,18 +46,21 @@ class OnnxScorer:
 
 
 class TorchScorer:
-    """The trained classifier on shared feature frames; the keyword probability is ``sigmoid(l1 - l0)``."""
+    """The trained classifier on shared feature frames; each window's score is ``score(logits)``, the keyword
+    probability (``probability``) unless another rule is given (benchmarks compare rules on full logits)."""
 
-    def __init__(self, clf, window: int, hop: int, block_windows: int = 256) -> None:
+    def __init__(self, clf, window: int, hop: int, block_windows: int = 256,
+                 score: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.clf = clf.eval()
         self.window, self.hop, self.block = window, hop, block_windows
+        self.score = score or probability
         c = clf.frontend.config
         self.frames = c.n_frames(window)
         self.step = hop // c.hop_length if hop % c.hop_length == 0 else 0
 
     @torch.no_grad()
     def windows(self, x: np.ndarray) -> np.ndarray:
-        return probability(self.clf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))).numpy()
+        return self.score(self.clf(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))).numpy()
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray) -> np.ndarray:
@@ -73,7 +76,7 @@ class TorchScorer:
             first, last = int(starts[b]), int(starts[min(b + self.block, len(starts)) - 1])
             feats = self.clf.frontend.frames(wave[first : last + self.window][None])  # (1, F, frames)
             wins = self.clf.frontend.per_utterance(feats[0].unfold(-1, self.frames, self.step).permute(1, 0, 2))
-            out.append(probability(self.clf.forward_features(wins)).numpy())
+            out.append(self.score(self.clf.forward_features(wins)).numpy())
         return np.concatenate(out)
 
 
