@@ -124,11 +124,16 @@ def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path],
     return positives, negatives
 
 
-def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: list[str]) -> tuple[Path, Path]:
+def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: list[str], unknown_by_word: bool = False
+               ) -> tuple[Path, Path]:
     """``--base``: a command-set model (``distill run``, TC-ResNet14-1.5 teacher, TC-ResNet8 student) trained on
     real speech: every clip of the base speakers except the benchmark words (which it never hears) and
     ``_silence_`` (cut from the noise files, which are test negatives), plus the FSDD digits. The speaker halves
     are disjoint, so nobody it heard is enrolled or tested. Resumes.
+
+    ``unknown_by_word``: the negatives' ``_unknown_`` clips go to a folder per word (``backward``, ``house``...,
+    read from their file names), so ``create`` gives the words it has enough of a class each; the base run is the
+    same either way.
 
     Returns:
         (the run folder, a folder of links to the same clips: real negatives for every keyword)
@@ -149,8 +154,12 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
         rows.append({"path": str(p), "label": f"digit_{digit}", "speaker": spk,
                      "split": "test" if int(index) < 3 else "train"})
     # a folder per word, as create reads word folders: FSDD's digits by name, `_unknown_` as it is
-    negatives = link_folder(out / "negatives", [(f"{spoken(r['label'])}/{Path(r['path']).name}", Path(r["path"]))
-                                                for r in rows])
+    def folder(row: dict) -> str:
+        if unknown_by_word and row["label"] == "_unknown_":  # Speech Commands: WORD_<speaker>_nohash_<n>.wav
+            return Path(row["path"]).name.split("_")[0]
+        return spoken(row["label"])
+
+    negatives = link_folder(out / "negatives", [(f"{folder(r)}/{Path(r['path']).name}", Path(r["path"])) for r in rows])
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_dir = out / "run"
@@ -239,6 +248,9 @@ def main() -> None:
     ap.add_argument("--base-negatives", action=argparse.BooleanOptionalAction, default=True,
                     help="with --base: the base half's clips as every model's real negatives (default), or "
                     "only the negatives= given")
+    ap.add_argument("--unknown-by-word", action="store_true",
+                    help="with --base: the real negatives' _unknown_ clips in a folder per word (read from their "
+                    "file names), so create gives each word it has enough clips of a class; use its own --base-dir")
     ap.add_argument("--init-from", choices=["student", "teacher"], default="student",
                     help="with --base: the +base configurations start from the base run's student (TC-ResNet8, "
                     "default) or its teacher (TC-ResNet14-1.5, about 4x the parameters)")
@@ -281,7 +293,7 @@ def main() -> None:
     # the base model never hears the default words nor the ones asked for: one base serves every run
     held_out = sorted({*WORDS.split(","), *args.words.split(",")})
     base, base_negatives = base_model(data, held_out, Path(args.fsdd), Path(args.base_dir or out / "base"),
-                                      args.base_args.split()) if args.base else (None, None)
+                                      args.base_args.split(), args.unknown_by_word) if args.base else (None, None)
     base_negatives = base_negatives if args.base_negatives else None
     for word in args.words.split(","):
         word_negs = word_negatives(base_negatives, data, word, held_out) if base_negatives else None
