@@ -155,9 +155,7 @@ def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: l
                      "split": "test" if int(index) < 3 else "train"})
     # a folder per word, as create reads word folders: FSDD's digits by name, `_unknown_` as it is
     def folder(row: dict) -> str:
-        if unknown_by_word and row["label"] == "_unknown_":  # Speech Commands: WORD_<speaker>_nohash_<n>.wav
-            return Path(row["path"]).name.split("_")[0]
-        return spoken(row["label"])
+        return unknown_word(row["path"]) if unknown_by_word and row["label"] == "_unknown_" else spoken(row["label"])
 
     negatives = link_folder(out / "negatives", [(f"{folder(r)}/{Path(r['path']).name}", Path(r["path"])) for r in rows])
     manifest = out / "manifest.jsonl"
@@ -186,6 +184,11 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def spoken(label: str) -> str:
     """The word a base-model label says: ``digit_3`` is "three"."""
     return DIGITS[int(label[len("digit_"):])] if label.startswith("digit_") else label
+
+
+def unknown_word(path: str | Path) -> str:
+    """The word a Speech Commands ``_unknown_`` clip says, from its name ``WORD_<speaker>_nohash_<n>.wav``."""
+    return Path(path).name.split("_")[0]
 
 
 def link_folder(folder: Path, links: list[tuple[str, Path]]) -> Path:

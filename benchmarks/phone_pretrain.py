@@ -28,24 +28,22 @@ import numpy as np
 import torch
 from torch import nn
 
+import keyword_bench as kb
 from distill.audio import load_audio
 from distill.classifier import load_classifier
+from distill.data.cache import cache_dir
 from distill.progress import track
 from synth.engines.espeak import phonemize
 from synth.negatives import phoneme_symbols
 
-DIGITS = "zero one two three four five six seven eight nine".split()
-CACHE = Path.home() / ".cache" / "kws-distill" / "keyword-tts"
+CACHE = cache_dir() / "keyword-tts"
 
 
 def spoken_word(row: dict) -> str:
     """The word a base-manifest clip says ("" for none)."""
-    label = row["label"]
-    if label.startswith("digit_"):
-        return DIGITS[int(label.split("_")[1])]
-    if label == "_unknown_":  # Speech Commands: WORD_<speaker>_nohash_<n>.wav
-        return Path(row["path"]).name.split("_")[0]
-    return "" if label.startswith("_") else label
+    if row["label"] == "_unknown_":
+        return kb.unknown_word(row["path"])
+    return "" if row["label"].startswith("_") else kb.spoken(row["label"])
 
 
 def trim(audio: np.ndarray, top_db: float = 30.0) -> np.ndarray:
