@@ -33,6 +33,7 @@ from distill.audio import load_audio
 from distill.classifier import load_classifier
 from distill.data.cache import cache_dir
 from distill.progress import track
+from synth.clip import trim_silence
 from synth.engines.espeak import phonemize
 from synth.negatives import phoneme_symbols
 
@@ -44,16 +45,6 @@ def spoken_word(row: dict) -> str:
     if row["label"] == "_unknown_":
         return kb.unknown_word(row["path"])
     return "" if row["label"].startswith("_") else kb.spoken(row["label"])
-
-
-def trim(audio: np.ndarray, top_db: float = 30.0) -> np.ndarray:
-    """``audio`` without its leading and trailing 10 ms frames more than ``top_db`` below the loudest."""
-    frames = audio[: audio.size // 160 * 160].reshape(-1, 160)
-    if not frames.size:
-        return audio
-    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
-    loud = np.flatnonzero(level > level.max() - top_db)
-    return audio[loud[0] * 160 : (loud[-1] + 1) * 160]
 
 
 def fit_window(audio: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -115,7 +106,7 @@ def main() -> None:
             print(f"skipping {path}: {e}")
             continue
         if y == -100:
-            audio = trim(audio)
+            audio = trim_silence(audio, 16000, top_db=30.0, floor_dbfs=-200.0, pad_ms=0.0)
         if y == -100 and audio.size > n:  # a TTS word longer than the window would lose phones at the edges
             continue
         waves.append(fit_window(audio, n, rng))

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from distill.checkpoint import exists, paths
+from distill.checkpoint import check_writable_dir, exists, paths
 from distill.classifier import load_classifier
 from distill.config import DataConfig, RunSection, compose
 from distill.data import build_splits
@@ -63,8 +63,7 @@ def run_eval(path: str, overrides: list[str]) -> dict[str, Any]:
         raise KwsError(f"no clips in the {cfg.split} split of {cfg.data.root}")
     default_dir = (target if target.is_dir() else target.parent) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(cfg.run.dir or default_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"run.dir={out} is a file, not a folder")
+    check_writable_dir(out, "run.dir")
     models, tests = {}, {}
     for role, stem in stems.items():
         clf, _ = load_classifier(stem)

@@ -150,8 +150,7 @@ def _check_plan(out: Path, previous: dict[str, Any] | None, current: dict[str, A
 def check_out(out: Path) -> None:
     """Refuse an ``out`` that is a file, cannot be written, or is a non-empty folder that synth did not make
     (synth replaces the manifest and wavs of its own folders)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file; give a folder (a new one, or an earlier synth output)")
+    check_writable_dir(out, "out")
     if out.is_dir():
         # a run stopped before it wrote its state leaves only its lock (or the state's temporary file)
         theirs = sorted(p.name for p in out.iterdir()
@@ -160,7 +159,6 @@ def check_out(out: Path) -> None:
             shown = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
             raise ConfigError(f"out={out} is not empty ({shown}) and is not a synth output folder (it has no "
                               f"{STATE}); synth would replace its files: give a new or empty folder")
-    check_writable_dir(out, "out")
 
 
 def check_sources(cfg: SynthConfig) -> None:
