@@ -103,6 +103,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(kb.ROOT / "speech_commands_v2_test_dev"))
     ap.add_argument("--noise", default=str(kb.ROOT / "noise"))
     ap.add_argument("--window", type=float, default=1.5, help="seconds of audio the head sees")
+    ap.add_argument("--base-dir", default=None,
+                    help="a keyword_bench.py --base folder: enrol and test on the half of the speakers its base run "
+                    "never heard, with the base half's clips (its negatives/ folder) as real negatives")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE for the training clips, as for keyword_bench.py")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -112,15 +115,19 @@ def main() -> None:
     from distill.keyword.scoring import det_curve, embed_positives, hours_of, positive_maxima
 
     embed, data, ev = Embedder(Path(args.models)), Path(args.data), EvalConfig()
+    speakers = (lambda spk: not kb.base_speaker(spk)) if args.base_dir else (lambda spk: True)
+    held_out = sorted({*kb.WORDS.split(","), *args.words.split(",")})
     rows = []
     for word in args.words.split(","):
-        enrol, spk = kb.enrolment(data / word, 5)
+        enrol, spk = kb.enrolment(data / word, 5, speakers)
         t0 = time.time()
-        waves, labels, n_classes, seed = training_clips(word, enrol, args.window, args.overrides)
+        negs = ([f"negatives={kb.word_negatives(Path(args.base_dir) / 'negatives', data, word, held_out)}"]
+                if args.base_dir else [])
+        waves, labels, n_classes, seed = training_clips(word, enrol, args.window, [*args.overrides, *negs])
         x = np.stack([embed(w) for w in waves])
         head = train_head(x, labels, n_classes, seed)
         frames = x.shape[1]
-        pos_files, neg_files = kb.test_set(data, word, spk, sorted(Path(args.noise).glob("*.wav")))
+        pos_files, neg_files = kb.test_set(data, word, spk, sorted(Path(args.noise).glob("*.wav")), speakers)
         positives, negatives = kb.load(pos_files), kb.load(neg_files)
         neg = [scores(head, embed(seg), frames) for seg in segments(negatives)]
         samples = sum(a.size for a in negatives)
