@@ -29,9 +29,14 @@ def quantize(src: Path, dst: Path) -> Path:
         raise KwsError(f"int8 quantization needs onnxruntime's quantization tools ({e}); pip install onnxruntime")
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        except Exception:  # pre-processing only speeds quantization up; without it, drop stale shapes instead
+        # symbolic shape inference cannot follow the frontend's ops; ONNX's own shape inference can
+        for skip_symbolic in (False, True):
+            try:
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=skip_symbolic)
+                break
+            except Exception:
+                continue
+        else:  # pre-processing only speeds quantization up; without it, drop stale shapes instead
             proto = onnx.load(str(src))
             del proto.graph.value_info[:]
             onnx.save(proto, str(pre))
