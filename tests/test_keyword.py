@@ -340,6 +340,29 @@ def test_eval_writes_metrics(keyword_dir, tmp_path):
     assert (out / "det.png").stat().st_size > 1000
 
 
+def test_a_second_eval_keeps_the_first_ones_results(keyword_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("KWS_DISTILL_QUIET", "0")  # the note on short negatives is console output
+
+    model = tmp_path / "kw"
+    shutil.copytree(keyword_dir / "out", model)
+    rng = np.random.default_rng(12)
+    for i in range(3):
+        write(tmp_path / "pos" / f"p{i}.wav", place(keyword_sound(rng), 1.0, 0.2, rng))
+    runs = []
+    for n in (20, 30):  # two evaluations on different negatives, both to the default folder
+        neg = write(tmp_path / f"neg{n}.wav", np.concatenate([place(distractor(rng), 1.0, 0.2, rng) for _ in range(n)]))
+        assert main(["keyword", "eval", str(model), f"positives={tmp_path / 'pos'}", f"negatives={neg}"]) == 0
+        runs.append(capsys.readouterr())
+    first = json.loads((model / "eval" / "metrics.json").read_text())
+    second = json.loads((model / "eval-2" / "metrics.json").read_text())
+    assert first["hours_negative"] == pytest.approx(20 / 3600, rel=1e-3)
+    assert second["hours_negative"] == pytest.approx(30 / 3600, rel=1e-3)
+    assert f"results in {model / 'eval-2'}" in runs[1].out
+    assert "one false accept there is 180.0 FA/h" in " ".join(runs[0].err.split())  # 20 s of negatives
+
+
 def test_calibrate_on_real_negatives_sets_a_threshold_that_holds_there(keyword_dir, tmp_path):
     import shutil
 

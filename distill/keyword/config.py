@@ -291,7 +291,7 @@ class EvalConfig:
     model_dir: str = ""
     positives: str = ""
     negatives: str = ""
-    out: Optional[str] = None  # default MODEL_DIR/eval
+    out: Optional[str] = None  # default MODEL_DIR/eval (eval-2, eval-3... when an earlier eval holds it)
     noise: NoiseSection = field(default_factory=NoiseSection)
     snr_db: list[float] = field(default_factory=lambda: [10.0, 20.0])  # positives over their background
     context_s: float = 1.0  # background before and after each positive

@@ -46,6 +46,16 @@ def _files(path: str, what: str) -> list[Path]:
     return audio_files(path, what)
 
 
+def new_eval_dir(model_dir: Path) -> Path:
+    """``MODEL_DIR/eval``, or ``eval-2``, ``eval-3``... when earlier evaluations hold it: a new eval of other audio
+    never replaces an earlier one's results (``out=`` names the folder explicitly)."""
+    out, k = model_dir / "eval", 1
+    while (out / "metrics.json").exists():
+        k += 1
+        out = model_dir / f"eval-{k}"
+    return out
+
+
 def check_stream_length(clips: list[np.ndarray], window: int, sample_rate: int, what: str) -> None:
     """Refuse a negative stream shorter than one window: no window of it could be scored."""
     total = sum(c.size for c in clips)
@@ -113,7 +123,7 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
             raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
         negatives = read_folder(cfg.negatives, "negatives")
     check_stream_length(negatives, window, sr, "negatives")
-    out = Path(cfg.out) if cfg.out else model_dir / "eval"
+    out = Path(cfg.out) if cfg.out else new_eval_dir(model_dir)
     if out.exists() and not out.is_dir():
         raise KwsError(f"out={out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +139,10 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
         neg, samples = score_clips(scorer, negatives, f"negatives ({name})")
         maxima[name] = positive_maxima(scorer(stream), spans, window, hop)
         curves[name] = det_curve(neg, hours_of(samples), maxima[name], max(1, refractory // hop))
+    hours = curves["float32"].hours
+    if hours < 1:
+        info(f"[yellow]{hours:.3f} h of negatives: one false accept there is {1 / max(hours, 1e-9):.1f} FA/h[/], so "
+             "<= 1 FA/h means none at all; give hours of audio to measure rates near 1 FA/h")
     threshold = float(meta["threshold"])
     rows = {}
     for name, det in curves.items():
