@@ -66,7 +66,7 @@ def main() -> None:
     clf, meta = load_model(model_dir)
     word = args.word or meta["name"]
     enrol_speaker = kb.speaker(Path(meta["recordings"][0]))
-    speakers = (lambda spk: not kb.base_speaker(spk)) if args.base else (lambda spk: True)
+    speakers = kb.test_speakers(args.base)
     positives, negatives = kb.test_set(data, word, enrol_speaker, [], speakers)
     negatives = [p for p in negatives if p.parent.name != "_silence_"]
     pos = kb.load(positives[: args.clips])

@@ -78,6 +78,17 @@ def base_speaker(spk: str) -> bool:
     return hash_split(spk, 0, 50) == "train"
 
 
+def test_speakers(base: bool):
+    """Who enrols and is tested: with ``--base`` the half of the speakers the base model never heard, else all."""
+    return (lambda spk: not base_speaker(spk)) if base else (lambda spk: True)
+
+
+def held_out_words(words: str) -> list[str]:
+    """The words the base model never hears: the default benchmark words and those asked for (comma-separated),
+    so one base run serves every benchmark job."""
+    return sorted({*WORDS.split(","), *words.split(",")})
+
+
 def usable_clips(word_dir: Path, speakers=lambda spk: True) -> dict[str, list[Path]]:
     """The word's clips that pass the recording checks, by speaker (sorted), for the speakers in ``speakers``."""
     from distill.errors import AudioError
@@ -292,9 +303,8 @@ def main() -> None:
         raise SystemExit(f"--configs: unknown {unknown} or +base without --base; known: {', '.join(CONFIGS)}")
     if args.enrol_base_speakers and not args.base:
         raise SystemExit("--enrol-base-speakers needs --base")
-    speakers = (lambda spk: not base_speaker(spk)) if args.base else (lambda spk: True)
-    # the base model never hears the default words nor the ones asked for: one base serves every run
-    held_out = sorted({*WORDS.split(","), *args.words.split(",")})
+    speakers = test_speakers(args.base)
+    held_out = held_out_words(args.words)
     base, base_negatives = base_model(data, held_out, Path(args.fsdd), Path(args.base_dir or out / "base"),
                                       args.base_args.split(), args.unknown_by_word) if args.base else (None, None)
     base_negatives = base_negatives if args.base_negatives else None

@@ -115,8 +115,7 @@ def main() -> None:
     from distill.keyword.scoring import det_curve, embed_positives, hours_of, positive_maxima
 
     embed, data, ev = Embedder(Path(args.models)), Path(args.data), EvalConfig()
-    speakers = (lambda spk: not kb.base_speaker(spk)) if args.base_dir else (lambda spk: True)
-    held_out = sorted({*kb.WORDS.split(","), *args.words.split(",")})
+    speakers, held_out = kb.test_speakers(bool(args.base_dir)), kb.held_out_words(args.words)
     rows = []
     for word in args.words.split(","):
         enrol, spk = kb.enrolment(data / word, 5, speakers)

@@ -48,7 +48,7 @@ def main() -> None:
     if len(timing) > 1:
         raise SystemExit(f"the models differ in window, hop or confirmation windows: {sorted(timing)}")
     data = Path(args.data)
-    speakers = (lambda spk: not kb.base_speaker(spk)) if args.base else (lambda spk: True)
+    speakers = kb.test_speakers(args.base)
     _, spk = kb.enrolment(data / args.word, args.enrol, speakers)
     positives, negatives = kb.test_set(data, args.word, spk, sorted(Path(args.noise).glob("*.wav")), speakers)
     pos_audio, neg_audio = kb.load(positives), kb.load(negatives)

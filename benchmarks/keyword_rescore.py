@@ -23,22 +23,20 @@ import numpy as np
 import torch
 
 import keyword_bench as kb
+from distill.audio import SAMPLE_RATE
 from distill.keyword.config import EvalConfig, stream_timing
 from distill.keyword.evaluate import positive_stream, score_clips
 from distill.keyword.model import load_model, read_meta
-from distill.keyword.scoring import TorchScorer, confirm, det_curve, frr_by_kind, hours_of, positive_maxima
-
-
-def _others(logits: torch.Tensor) -> torch.Tensor:
-    return torch.cat([logits[:, :1], logits[:, 2:]], dim=1)
+from distill.keyword.scoring import (TorchScorer, confirm, det_curve, frr_by_kind, hours_of, other_logits,
+                                     positive_maxima)
 
 
 SCORES = {
-    "share": lambda l: l[:, 1] - torch.logsumexp(_others(l), 1),
-    "best": lambda l: l[:, 1] - _others(l).max(1).values,
+    "share": lambda l: l[:, 1] - torch.logsumexp(other_logits(l), 1),
+    "best": lambda l: l[:, 1] - other_logits(l).max(1).values,
     "other": lambda l: l[:, 1] - l[:, 0],
-    "T=0.5": lambda l: l[:, 1] - 0.5 * torch.logsumexp(_others(l) / 0.5, 1),
-    "T=2": lambda l: l[:, 1] - 2 * torch.logsumexp(_others(l) / 2, 1),
+    "T=0.5": lambda l: l[:, 1] - 0.5 * torch.logsumexp(other_logits(l) / 0.5, 1),
+    "T=2": lambda l: l[:, 1] - 2 * torch.logsumexp(other_logits(l) / 2, 1),
 }
 
 
@@ -72,7 +70,7 @@ def main() -> None:
         raise SystemExit(f"unknown score rule(s) {unknown}; known: {', '.join(SCORES)}")
     torch.set_num_threads(1)
     data = Path(args.data)
-    speakers = (lambda spk: not kb.base_speaker(spk)) if args.base else (lambda spk: True)
+    speakers = kb.test_speakers(args.base)
     _, spk = kb.enrolment(data / args.word, args.enrol, speakers)
     positives, negatives = kb.test_set(data, args.word, spk, sorted(Path(args.noise).glob("*.wav")), speakers)
     pos_audio, neg_audio = kb.load(positives), kb.load(negatives)
@@ -80,11 +78,11 @@ def main() -> None:
     print(f"{args.word}: {len(positives)} positives, {hours:.3f} h of negatives", flush=True)
     print(f"\n| model | score | smoothing | best FRR at <= {' / '.join(f'{x:g}' for x in kb.FA_POINTS)} FA/h "
           "| noise / speech at <= 1 FA/h |\n|---|---|---|---:|---:|")
+    cfg = EvalConfig()  # eval's defaults: the same positive stream for every model
+    stream, spans, kinds = positive_stream(cfg, pos_audio, neg_audio, SAMPLE_RATE)
     for m in args.models:
         meta = read_meta(Path(m))
-        cfg = EvalConfig(model_dir=m)
         window, hop, refractory = stream_timing(meta, cfg.hop_s, cfg.refractory_s)
-        stream, spans, kinds = positive_stream(cfg, pos_audio, neg_audio, int(meta["sample_rate"]))
         scorer = TorchScorer(load_model(Path(m))[0], window, hop, score=lambda logits: logits)
         neg_logits = score_clips(scorer, neg_audio, f"negatives ({Path(m).name})")[0]
         pos_logits = scorer(stream)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 import keyword_bench as kb
-from distill.audio import load_audio
+from distill.audio import fit_length, load_audio
 from distill.classifier import load_classifier
 from distill.data.cache import cache_dir
 from distill.progress import track
@@ -50,8 +50,7 @@ def spoken_word(row: dict) -> str:
 def fit_window(audio: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``audio`` at a random place in ``n`` samples (its middle ``n`` when longer)."""
     if audio.size >= n:
-        start = (audio.size - n) // 2
-        return audio[start : start + n]
+        return fit_length(audio, n)
     out = np.zeros(n, np.float32)
     at = int(rng.integers(0, n - audio.size + 1))
     out[at : at + audio.size] = audio
@@ -142,7 +141,7 @@ def main() -> None:
             power = w.pow(2).mean(1, keepdim=True).clamp_min(1e-8)
             w = w + torch.randn(w.shape, generator=gen) * (power / 10 ** (snr / 10)).sqrt()
             feats = clf.frontend(w)
-            h = model.blocks(model.stem(feats)).mean(dim=-1)
+            h = model.embed(feats)
             logits = model.fc(model.dropout(h))
             y = ys_t[idx]
             loss_w = ce(logits, y) if bool((y >= 0).any()) else logits.sum() * 0

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from distill.audio import SAMPLE_RATE, load_audio
-from distill.checkpoint import write_json
+from distill.checkpoint import check_writable_dir, write_json
 from distill.errors import AudioError, ConfigError, KwsError
 from distill.keyword.config import EvalConfig, confirm_windows_for, stream_timing
 from distill.keyword.model import load_model, read_meta
@@ -114,6 +114,8 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
     sr = int(meta["sample_rate"])
     window, hop, refractory = stream_timing(meta, cfg.hop_s, cfg.refractory_s)
     confirm_windows = confirm_windows_for(meta, cfg.confirm_windows)
+    out = Path(cfg.out) if cfg.out else new_eval_dir(model_dir)
+    check_writable_dir(out, "out")
     if positives is None:
         if not cfg.positives:
             raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
@@ -123,9 +125,6 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
             raise ConfigError("usage: distill keyword eval MODEL_DIR positives=DIR negatives=DIR_OR_LONG_WAV")
         negatives = read_folder(cfg.negatives, "negatives")
     check_stream_length(negatives, window, sr, "negatives")
-    out = Path(cfg.out) if cfg.out else new_eval_dir(model_dir)
-    if out.exists() and not out.is_dir():
-        raise KwsError(f"out={out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     stream, spans, kinds = positive_stream(cfg, positives, negatives, sr)
     models = {"float32": model_dir / "model.onnx"}

@@ -95,11 +95,15 @@ def score_stream(scorer, segments: Iterable[np.ndarray], minutes: float, what: s
     return scores, samples
 
 
+def other_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Every class's logit but the keyword's (class 1): ``(B, C)`` -> ``(B, C - 1)``."""
+    return torch.cat([logits[:, :1], logits[:, 2:]], dim=1)
+
+
 def probability(logits: torch.Tensor) -> torch.Tensor:
     """Keyword probability from logits ``(B, C)`` (class 1 is the keyword): ``softmax(logits)[:, 1]``, computed
     stably as a sigmoid of the keyword logit against the log-sum-exp of all the others."""
-    rest = torch.cat([logits[:, :1], logits[:, 2:]], dim=1)
-    return torch.sigmoid(logits[:, 1] - torch.logsumexp(rest, dim=1))
+    return torch.sigmoid(logits[:, 1] - torch.logsumexp(other_logits(logits), dim=1))
 
 
 def logit(threshold: float) -> float | None:

@@ -120,9 +120,12 @@ class TCResNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(widths[-1], num_classes)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, F, T)`` -> the pooled representation ``(B, C)`` the classifier reads."""
+        return self.blocks(self.stem(x)).mean(dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(x))
-        return self.fc(self.dropout(x.mean(dim=-1)))
+        return self.fc(self.dropout(self.embed(x)))
 
 
 @MODELS.register("tcresnet")
