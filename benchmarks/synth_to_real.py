@@ -6,6 +6,9 @@ whose teacher was trained on synthetic speech only. Tested on the speaker-disjoi
 real split used by benchmarks/real_speech.py. Features use per-utterance cepstral mean normalisation that keeps
 the clip's level (``features.cmn=true``): it removes most of the channel gap between TTS audio and real microphones
 (pass ``features.cmn=false`` to measure without it, ``features.cmn_keep_level=false`` to remove the level too).
+The synthetic clips come from ``data.synth.per_word`` (synthesized once into the cache, train split only) and the
+repeats of the real clips from ``data.real_repeat``, as in ``distill run``; a k-shot condition reads its real clips
+from a small manifest of real clips only.
 
     python benchmarks/synth_to_real.py [--k 5,20,all] [--per-word 300] [--real-repeat 4] [--out DIR] [KEY=VALUE ...]
 """
@@ -22,22 +25,20 @@ import torch
 
 from distill.config import DataConfig, load_run_config
 from distill.data import build_splits
-from distill.data.manifest import read_manifest
 from distill.pipeline import prepare, teacher_targets, train_model
 from distill.evaluate import confusion
 from distill.train import accuracy, predict
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+REAL = ROOT / "speech_commands_v2_test_dev"
+REAL_SPLIT = ["data.val_percent=0", "data.test_percent=30"]  # the speaker-disjoint 30% of real_speech.py
 
 
-def write_manifest(path: Path, synth_rows: list[dict], synth_dir: Path, real_train, real_test,
-                   real_repeat: int = 1) -> Path:
-    rows = [{**r, "path": str((synth_dir / r["path"]).resolve()), "split": "train"} for r in synth_rows]
-    rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "train", "source": "real"}
-             for it in real_train] * real_repeat
-    rows += [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": "test", "source": "real"}
-             for it in real_test]
+def real_manifest(path: Path, real_train, real_test) -> Path:
+    """The real clips of a k-shot condition (train) and the real test split; no synthetic row."""
+    rows = [{"path": it.path, "label": it.label, "speaker": it.speaker, "split": split}
+            for split, items in (("train", real_train), ("test", real_test)) for it in items]
+    assert all(it.offset < 0 for it in real_train + real_test), "noise crops (offset, gain) do not fit a manifest row"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
 
@@ -66,24 +67,24 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated conditions to run: a,b,c,d,e (default a,b,c,d)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    from synth.default import default_dataset
-
-    synth_manifest = default_dataset(per_word=args.per_word, seed=args.seed)
-    synth_rows = read_manifest(synth_manifest)
-    real = build_splits(DataConfig(root=str(ROOT / "speech_commands_v2_test_dev"), val_percent=0, test_percent=30))
+    real = build_splits(DataConfig(root=str(REAL), val_percent=0, test_percent=30))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = ["data=manifest", f"augment.noise_dir={ROOT / 'noise'}", "features.cmn=true", "threads=1",
-            f"seed={args.seed}", *args.overrides]
+    base = [f"augment.noise_dir={ROOT / 'noise'}", "features.cmn=true", "threads=1", f"seed={args.seed}",
+            f"data.synth.seed={args.seed}", *args.overrides]
     results: dict[str, float] = {}
     recall: dict[str, dict[str, float]] = {}
 
-    def score(name: str, synth: list[dict], real_train, teacher_section=None, extra=()) -> float:
+    def score(name: str, synth: bool, real_train, teacher_section=None, extra=()) -> float:
         t0 = time.time()
         slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
-        repeat = args.real_repeat if synth and teacher_section is None else 1
-        m = write_manifest(out / f"{slug}.jsonl", synth, synth_manifest.parent, real_train, real.test, repeat)
-        cfg = load_run_config(base + [*extra, f"data.root={m}"])
+        repeat = args.real_repeat if synth and real_train and teacher_section is None else 1
+        if real_train is real.train:  # all the real training clips: the dataset itself
+            data = [f"data.root={REAL}", *REAL_SPLIT]
+        else:
+            data = ["data=manifest", f"data.root={real_manifest(out / f'{slug}.jsonl', real_train, real.test)}"]
+        data += [f"data.synth.per_word={args.per_word if synth else 0}", f"data.real_repeat={repeat}"]
+        cfg = load_run_config(base + data + [*extra])
         torch.set_num_threads(cfg.threads or 1)  # base sets threads=1; a threads=N override wins
         prep = prepare(cfg)
         targets = None
@@ -105,19 +106,19 @@ def main() -> None:
 
     only = set(args.only.split(",")) if args.only else {"a", "b", "c", "d"}
     if "a" in only:
-        score("(a) synthetic only", synth_rows, [])
+        score("(a) synthetic only", True, [])
     for k in args.k.split(","):
         kk = None if k == "all" else int(k)
-        shots = k_shot(real.train, kk, args.seed)
+        shots = real.train if kk is None else k_shot(real.train, kk, args.seed)
         if "b" in only:
-            score(f"(b) {k}-shot + synthetic", synth_rows, shots)
+            score(f"(b) {k}-shot + synthetic", True, shots)
         if "c" in only:
-            score(f"(c) {k}-shot real only", [], shots)
+            score(f"(c) {k}-shot real only", False, shots)
     kd = ["teacher=tcresnet", "kd.mode=online"]
     if "e" in only:  # no real clip anywhere: a larger teacher on synthetic speech, distilled into the student
-        score("(e) synthetic only, KD", synth_rows, [], teacher_section=True, extra=kd)
+        score("(e) synthetic only, KD", True, [], teacher_section=True, extra=kd)
     if "d" in only and not args.skip_kd:
-        score("(d) KD, teacher synth+real", synth_rows, real.train, teacher_section=True, extra=kd)
+        score("(d) KD, teacher synth+real", True, real.train, teacher_section=True, extra=kd)
     print("\n| condition | accuracy on real test split |\n|---|---:|")
     for name, acc in results.items():
         print(f"| {name} | {100 * acc:.2f}% |")

@@ -117,3 +117,36 @@ class NoiseBank:
         p_noise = noise.pow(2).mean(dim=1).clamp_min(1e-10)
         gain = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
         return wave + gain[:, None] * noise
+
+
+def colored_noise(seconds: float, gen: torch.Generator, sample_rate: int = 16000) -> torch.Tensor:
+    """White, pink (1/f) and brown (1/f^2) noise, ``seconds`` of each, concatenated: a stand-in noise bank when a
+    dataset brings no recorded noise."""
+    n = int(seconds * sample_rate)
+    freqs = torch.fft.rfftfreq(n, 1 / sample_rate).clamp_min(20.0)
+    parts = []
+    for power in (0.0, 1.0, 2.0):
+        spec = torch.fft.rfft(torch.randn(n, generator=gen)) / freqs ** (power / 2)
+        x = torch.fft.irfft(spec, n)
+        parts.append(x / x.pow(2).mean().sqrt().clamp_min(1e-8))
+    return torch.cat(parts)
+
+
+def wave_copies(waves: torch.Tensor, k: int, gen: torch.Generator, noise: NoiseBank | None, snr_min: float,
+                snr_max: float, shift: int, gain_db: float = 6.0) -> torch.Tensor:
+    """``k`` augmented copies of each clip: a random shift (zero fill), gain and background noise.
+
+    Args:
+        waves: ``(N, S)``; returns ``(k * N, S)``, copy ``j`` of clip ``i`` at row ``j * N + i``.
+    """
+    out = waves.repeat(k, 1)
+    n, s = out.shape
+    if shift > 0:
+        offsets = torch.randint(-shift, shift + 1, (n,), generator=gen)
+        idx = torch.arange(s)[None, :] - offsets[:, None]
+        valid = (idx >= 0) & (idx < s)
+        out = torch.where(valid, out.gather(1, idx.clamp(0, s - 1)), torch.zeros(()))
+    if noise is not None:
+        out = noise.mix(out, gen, snr_min, snr_max)
+    gain = 10 ** ((2 * torch.rand(n, generator=gen) - 1) * gain_db / 20)
+    return (out * gain[:, None]).clamp(-1, 1)

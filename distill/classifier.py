@@ -10,8 +10,27 @@ from torch import nn
 
 from distill.checkpoint import load_checkpoint, save_checkpoint
 from distill.errors import KwsError
+from distill.backbones.frontend import BackboneConfig, BackboneFrontend
 from distill.features import FeatureConfig, Frontend
 from distill.models import create_model
+
+Features = FeatureConfig | BackboneConfig
+
+
+def make_frontend(config: Features) -> nn.Module:
+    """A fresh frontend for ``config``: log-mel/MFCC, or a frozen backbone's frames."""
+    return BackboneFrontend(config) if isinstance(config, BackboneConfig) else Frontend(config)
+
+
+def features_config(meta: dict[str, Any]) -> Features:
+    """The frontend config saved in a checkpoint's JSON (``features``)."""
+    d = meta["features"]
+    if "backbone" not in d:
+        return FeatureConfig(**d)
+    config = BackboneConfig(**d)
+    if config.digest and BackboneConfig.of(config.backbone).digest != config.digest:
+        raise KwsError(f"backbone {config.backbone} has changed since this model was trained on it")
+    return config
 
 
 class Classifier(nn.Module):
@@ -48,8 +67,8 @@ class Classifier(nn.Module):
 
 
 def build_classifier(name: str, preset: str | None, options: dict[str, Any], labels: list[str],
-                     features: FeatureConfig, num_samples: int) -> Classifier:
-    frontend = Frontend(features)
+                     features: Features, num_samples: int) -> Classifier:
+    frontend = make_frontend(features)
     model = create_model(name, len(labels), features.n_features, features.n_frames(num_samples), preset, **options)
     return Classifier(frontend, model, labels, num_samples, name)
 
@@ -79,7 +98,7 @@ def load_classifier(path: Path | str) -> tuple[Classifier, dict[str, Any]]:
     try:
         _check_types(meta)
         clf = build_classifier(meta["model"], meta.get("preset"), meta["model_config"], meta["labels"],
-                               FeatureConfig(**meta["features"]), meta["num_samples"])
+                               features_config(meta), meta["num_samples"])
     except (KwsError, TypeError, ValueError, KeyError, RuntimeError) as e:
         raise KwsError(f"checkpoint {path}: its JSON does not describe a model this version builds "
                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

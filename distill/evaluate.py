@@ -45,9 +45,15 @@ def latency_ms(clf: Classifier, runs: int = 200, threads: int = 1) -> float:
 
 
 def model_size(clf: Classifier) -> dict[str, int]:
+    """Params and MACs of the model; a model on a frozen backbone counts the backbone too (its ONNX graph)."""
     c = clf.frontend.config
-    return {"params": count_params(clf.model),
-            "macs": count_macs(clf.model, (1, c.n_features, c.n_frames(clf.num_samples)))}
+    params, macs = count_params(clf.model), count_macs(clf.model, (1, c.n_features, c.n_frames(clf.num_samples)))
+    if hasattr(c, "backbone"):
+        from distill.backbones import load_backbone
+
+        bb_params, bb_macs = load_backbone(c.backbone).cost()
+        params, macs = params + bb_params, macs + bb_macs
+    return {"params": params, "macs": macs}
 
 
 def evaluate(clf: Classifier, test: ClipData, checkpoint: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from distill.config import DataConfig, RunSection, compose
 from distill.data import build_splits
 from distill.data.cache import load_clips
 from distill.errors import ConfigError, KwsError
-from distill.features import Frontend
+from distill.classifier import make_frontend
 from distill.pipeline import write_outputs
 
 
@@ -71,7 +71,7 @@ def run_eval(path: str, overrides: list[str]) -> dict[str, Any]:
         if missing:
             raise KwsError(f"{stem} does not know label(s) {missing}; it predicts {clf.labels}")
         # Each model reads the clips with its own features and clip length.
-        tests[role] = load_clips(items, clf.labels, clf.num_samples, Frontend(clf.frontend.config),
+        tests[role] = load_clips(items, clf.labels, clf.num_samples, make_frontend(clf.frontend.config),
                                  f"reading audio for {role}")
         if len(tests[role]) == 0:
             raise KwsError(f"none of the {len(items)} clips in the {cfg.split} split of {cfg.data.root} "

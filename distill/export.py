@@ -37,6 +37,35 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path | str, inpu
     return path
 
 
+def export_audio_model(clf: nn.Module, path: Path, wrap=None, output_name: str = "logits") -> Path:
+    """Write a classifier as raw 16 kHz audio ``(B, S)`` in (frontend in the graph, DFT as a matmul), ``wrap(clf)``
+    or its logits out, as one self-contained ONNX file checked against torch.
+
+    The torch exporter keeps weights in a side file (``NAME.onnx.data``); a model is easier to ship as a single
+    file, and these models are far below protobuf's 2 GB limit, so the weights are moved inside.
+    """
+    import copy
+    import logging
+
+    import onnx
+
+    # the exporter warns once per missing torchvision op; nothing here uses torchvision
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    graph_clf = copy.deepcopy(clf).cpu().eval()
+    graph_clf.frontend.export_mode = True
+    module = (wrap(graph_clf) if wrap else graph_clf).eval()
+    # batch 2: the exporter specialises a batch of 1 to a constant
+    example = torch.randn(2, clf.num_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    export_onnx(module, example, tmp, "audio", output_name, check=True, atol=1e-4)
+    proto = onnx.load(str(tmp))  # pulls in the external data
+    onnx.save(proto, str(path), save_as_external_data=False)
+    tmp.unlink(missing_ok=True)
+    Path(f"{tmp}.data").unlink(missing_ok=True)
+    return path
+
+
 def _forward_arg_names(module: nn.Module) -> list[str]:
     import inspect
 

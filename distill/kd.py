@@ -6,12 +6,15 @@ import torch.nn.functional as F
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against target distributions.
+    """Cross-entropy against target distributions, averaged over the rows' target mass.
 
     Args:
-        logits: ``(B, C)``; target: ``(B, C)`` rows summing to 1 (one-hot, smoothed or mixed).
+        logits: ``(B, C)``; target: ``(B, C)`` rows summing to 1 (one-hot, smoothed or mixed), or to 0 for an
+            unlabelled row (a transfer-set row that only the distillation term learns from). With every row
+            labelled this is the plain batch mean.
     """
-    return -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+    mass = target.sum().clamp_min(1e-8)
+    return -(target * F.log_softmax(logits, dim=-1)).sum() / mass
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,

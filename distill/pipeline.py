@@ -12,18 +12,21 @@ import numpy as np
 import torch
 
 from distill import checkpoint
-from distill.augment import NoiseBank
-from distill.classifier import Classifier, build_classifier, load_classifier
-from distill.config import (ModelSection, RunConfig, config_from_yaml, flat_settings, save_config,
+from distill.augment import NoiseBank, colored_noise
+from distill.backbones.frontend import BackboneConfig, BackboneFrontend
+from distill.classifier import Classifier, Features, build_classifier, load_classifier
+from distill.config import (AugmentConfig, ModelSection, RunConfig, config_from_yaml, flat_settings, save_config,
                             settings_changes)
 from distill.data import Splits, build_splits
-from distill.data.cache import ClipData, load_clips
+from distill.data.cache import ClipData, concat, load_clips
 from distill.errors import ConfigError, KwsError
 from distill.evaluate import evaluate
+from distill.export import export_audio_model
 from distill.features import Frontend
 from distill.progress import info
 from distill.report import plot_confusion, plot_history, write_report
 from distill.train import Teacher, Trainer, predict
+from distill.transfer import teacher_view, unlabeled_set, with_copies
 
 ROLES = ("teacher", "student", "baseline")
 # settings a resume may change: they do not change what any model learns
@@ -36,10 +39,16 @@ class Prepared:
 
     splits: Splits
     frontend: Frontend  # with mean/std fitted on the training features
-    train: ClipData
+    train: ClipData  # with kd.copies augmented copies of each clip, grouped with it
     val: ClipData
     test: ClipData
     noise: NoiseBank | None
+    unlabeled: ClipData | None = None  # kd.unlabeled windows (label -1), for the KD student only
+
+    @property
+    def student_rows(self) -> ClipData:
+        """What the KD student trains on: the training clips, their copies and the unlabelled windows."""
+        return self.train if self.unlabeled is None else concat([self.train, self.unlabeled])
 
 
 def select_device(name: str) -> torch.device:
@@ -83,12 +92,19 @@ def preflight(cfg: RunConfig) -> None:
     """Check what can be checked before any audio is read: model options, train overrides, checkpoints."""
     from distill.models import create_model
 
-    n_frames = cfg.features.n_frames(cfg.data.num_samples)
+    if cfg.student.backbone:
+        raise ConfigError("student.backbone: the student is the small model that gets exported; only the teacher "
+                          "can sit on a backbone (teacher.backbone=NAME)")
+    if cfg.teacher.backbone and cfg.kd.mode == "online" and not cfg.teacher.checkpoint:
+        raise ConfigError("kd.mode=online needs a teacher on the student's features; a backbone teacher labels each "
+                          "clip and its augmented copies (kd.copies) once: use kd.mode=offline")
     sections = [("student", cfg.student)] + ([] if cfg.teacher.checkpoint else [("teacher", cfg.teacher)])
     for role, section in sections:
         cfg.train_for(section)
+        feats = section_features(section, cfg)
         try:
-            create_model(section.name, 2, cfg.features.n_features, n_frames, section.preset, **section.options)
+            create_model(section.name, 2, feats.n_features, feats.n_frames(cfg.data.num_samples), section.preset,
+                         **section.options)
         except TypeError as e:
             raise ConfigError(f"{role}: bad model option ({e})") from None
     if cfg.teacher.checkpoint and not checkpoint.exists(cfg.teacher.checkpoint):
@@ -120,27 +136,51 @@ def prepare(cfg: RunConfig) -> Prepared:
         noise = NoiseBank.from_folder(cfg.augment.noise_dir)
     elif splits.noise_files:
         noise = NoiseBank.from_folder(Path(splits.noise_files[0]).parent)
-    if noise is None and cfg.augment.noise_prob > 0:
-        info("[yellow]no noise folder (augment.noise_dir) and none in the dataset: training without noise mixing")
-    return Prepared(splits, frontend, train, val, test, noise)
+    if noise is None and (cfg.augment.noise_prob > 0 or cfg.kd.copies):
+        info("[yellow]no noise folder (augment.noise_dir) and none in the dataset: mixing generated white, pink "
+             "and brown noise instead")
+        noise = NoiseBank(colored_noise(60.0, torch.Generator().manual_seed(cfg.seed)))
+    n_clips = len(train)
+    train = with_copies(train, cfg.kd.copies, frontend, noise, cfg.augment, cfg.seed)
+    unlabeled = unlabeled_set(cfg.kd, n, frontend, n_clips, cfg.seed)
+    return Prepared(splits, frontend, train, val, test, noise, unlabeled)
+
+
+def section_features(section: ModelSection, cfg: RunConfig) -> Features:
+    """What the model of ``section`` reads: its backbone's frames, or the run's features."""
+    return BackboneConfig.of(section.backbone) if section.backbone else cfg.features
+
+
+def augment_for(section: ModelSection, cfg: RunConfig) -> AugmentConfig:
+    """A model on backbone frames learns noise and shifts from the augmented copies (kd.copies), whose frames are
+    computed once; masks over time would blank most of its few frames."""
+    if not section.backbone:
+        return cfg.augment
+    return dataclasses.replace(cfg.augment, noise_prob=0.0, shift_ms=0.0, time_masks=0)
 
 
 def new_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:
-    clf = build_classifier(section.name, section.preset, section.options, prep.splits.labels, cfg.features,
-                           cfg.data.num_samples)
-    clf.frontend.load_state_dict(prep.frontend.state_dict())
+    clf = build_classifier(section.name, section.preset, section.options, prep.splits.labels,
+                           section_features(section, cfg), cfg.data.num_samples)
+    if isinstance(clf.frontend, BackboneFrontend):
+        clf.frontend.fit_stats(teacher_view(clf.frontend, prep.train, "backbone frames").feats)
+    else:
+        clf.frontend.load_state_dict(prep.frontend.state_dict())
     return clf
 
 
 def train_model(section: ModelSection, prep: Prepared, cfg: RunConfig, ckpt: Path | None,
-                teacher: Teacher | None = None, description: str = "train", on_epoch=None) -> Classifier:
-    """The training function shared by ``distill run`` and ``distill tune``."""
+                teacher: Teacher | None = None, description: str = "train", on_epoch=None,
+                rows: ClipData | None = None) -> Classifier:
+    """The training function shared by ``distill run`` and ``distill tune``; ``rows`` replaces the training
+    clips (the KD student's transfer set)."""
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)  # same init for the KD student and its baseline
     clf = new_classifier(section, prep, cfg)
-    trainer = Trainer(clf, cfg.train_for(section), cfg.augment, cfg.seed, device, prep.noise, teacher)
-    state = trainer.fit(prep.train, prep.val, ckpt=ckpt, resume=cfg.resume, description=description,
-                        on_epoch=on_epoch)
+    trainer = Trainer(clf, cfg.train_for(section), augment_for(section, cfg), cfg.seed, device, prep.noise, teacher)
+    train = teacher_view(clf.frontend, rows if rows is not None else prep.train, "backbone frames")
+    val = teacher_view(clf.frontend, prep.val, "backbone frames")
+    state = trainer.fit(train, val, ckpt=ckpt, resume=cfg.resume, description=description, on_epoch=on_epoch)
     clf.history = state.history  # type: ignore[attr-defined]
     return clf
 
@@ -149,7 +189,8 @@ def load_teacher(path: str, prep: Prepared, cfg: RunConfig) -> Classifier:
     clf, meta = load_classifier(path)
     if clf.labels != prep.splits.labels:
         raise KwsError(f"teacher {path} predicts {clf.labels}, but the data has {prep.splits.labels}")
-    if meta["features"] != dataclasses.asdict(cfg.features) or meta["num_samples"] != cfg.data.num_samples:
+    own = isinstance(clf.frontend, BackboneFrontend) or meta["features"] == dataclasses.asdict(cfg.features)
+    if not own or meta["num_samples"] != cfg.data.num_samples:
         raise KwsError(f"teacher {path} was trained on other features or clip length; "
                        f"use the same features.* and data.clip_seconds")
     clf.history = meta.get("history", [])  # type: ignore[attr-defined]
@@ -157,10 +198,11 @@ def load_teacher(path: str, prep: Prepared, cfg: RunConfig) -> Classifier:
 
 
 def teacher_targets(teacher: Classifier, prep: Prepared, cfg: RunConfig) -> Teacher:
-    if cfg.kd.mode == "online":
+    if cfg.kd.mode == "online" and not isinstance(teacher.frontend, BackboneFrontend):
         return Teacher(cfg.kd, model=teacher)
-    # Offline KD: one pass over the clean training clips; every student epoch reuses these logits.
-    return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), prep.train))
+    # Offline KD: one pass over every version of every clip; every student epoch reuses these logits.
+    rows = teacher_view(teacher.frontend, prep.student_rows, "backbone frames")
+    return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), rows))
 
 
 def train_stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:
@@ -242,7 +284,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     prep = prepare(cfg)  # before the run folder exists, so a bad data.root leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(dataclasses.replace(cfg, resume=False), run_dir / "config.yaml")  # a rerun from it must opt in
-    info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
+    info(f"data: {len(prep.splits.labels)} classes, train {prep.train.n_groups}, val {len(prep.val)}, "
          f"test {len(prep.test)} clips")
     t0 = time.time()
     if cfg.teacher.checkpoint:
@@ -255,16 +297,25 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     models = {"teacher": (teacher, teacher_ckpt)}
     targets = teacher_targets(teacher, prep, cfg)
     student = train_stage("student", run_dir, cfg, lambda ck: train_model(
-        cfg.student, prep, cfg, ck, targets, description=f"student (KD, T={cfg.kd.temperature}, a={cfg.kd.alpha})"))
+        cfg.student, prep, cfg, ck, targets, description=f"student (KD, T={cfg.kd.temperature}, a={cfg.kd.alpha})",
+        rows=prep.student_rows))
     models["student"] = (student, str(run_dir / "checkpoints" / "student"))
     if cfg.baseline:
         base = train_stage("baseline", run_dir, cfg, lambda ck: train_model(
             cfg.student, prep, cfg, ck, description="baseline (no KD)"))
         models["baseline"] = (base, str(run_dir / "checkpoints" / "baseline"))
-    notes = [f"data: `{cfg.data.name}` at `{cfg.data.root}`: {len(prep.train)} train / {len(prep.val)} val / "
+    teacher_on = f" on backbone `{teacher.frontend.config.backbone}`" if isinstance(teacher.frontend,
+                                                                                   BackboneFrontend) else ""
+    unlabeled = f", {len(prep.unlabeled)} unlabelled windows of {cfg.kd.unlabeled}" if prep.unlabeled else ""
+    notes = [f"data: `{cfg.data.name}` at `{cfg.data.root}`: {prep.train.n_groups} train / {len(prep.val)} val / "
              f"{len(prep.test)} test clips, {len(prep.splits.labels)} classes",
-             f"KD: T={cfg.kd.temperature}, alpha={cfg.kd.alpha}, {cfg.kd.mode} teacher logits; seed {cfg.seed}"]
-    metrics = write_outputs(run_dir, models, {r: prep.test for r in models}, "kws-distill run report",
+             f"teacher: {teacher.name}{teacher_on}",
+             f"KD: T={cfg.kd.temperature}, alpha={cfg.kd.alpha}, {cfg.kd.mode} teacher logits, {cfg.kd.copies} "
+             f"augmented copies per clip{unlabeled}; seed {cfg.seed}"]
+    tests = {r: teacher_view(clf.frontend, prep.test, "backbone frames") for r, (clf, _) in models.items()}
+    onnx_path = export_audio_model(student, run_dir / "student.onnx")
+    notes.append(f"`{onnx_path.name}`: the KD student, raw 16 kHz audio (B, {student.num_samples}) in, logits out")
+    metrics = write_outputs(run_dir, models, tests, "kws-distill run report",
                             notes + [f"wall time: {(time.time() - t0) / 60:.1f} min"])
     return metrics
 

@@ -84,8 +84,21 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 def _targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    one_hot = F.one_hot(labels, num_classes).float()
-    return one_hot * (1 - smoothing) + smoothing / num_classes
+    """Smoothed one-hot rows; an unlabelled row (label < 0) is all zeros, so it adds nothing to the CE."""
+    one_hot = F.one_hot(labels.clamp_min(0), num_classes).float()
+    return (one_hot * (1 - smoothing) + smoothing / num_classes) * (labels >= 0)[:, None]
+
+
+def epoch_rows(data: ClipData, gen: torch.Generator) -> torch.Tensor:
+    """This epoch's rows in random order: every row, or one random row of each group (a clip or one of its
+    augmented copies; a share of the unlabelled windows)."""
+    perm = torch.randperm(len(data), generator=gen)
+    if data.group is None:
+        return perm
+    first = torch.full((data.n_groups,), len(data), dtype=torch.long)
+    first.scatter_reduce_(0, data.group[perm], torch.arange(len(data)), "amin")
+    rows = perm[first[first < len(data)]]
+    return rows[torch.randperm(len(rows), generator=gen)]
 
 
 class Trainer:
@@ -156,7 +169,8 @@ class Trainer:
         cfg = self.cfg
         if len(train) == 0:
             raise KwsError("no training clips: check data.root and the split percentages")
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        n_rows = train.n_groups
+        steps_per_epoch = math.ceil(n_rows / cfg.batch_size)
         total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
         if resume and ckpt is not None and checkpoint_exists(ckpt):
             self.load_state(ckpt)
@@ -168,7 +182,7 @@ class Trainer:
                 epoch = self.state.epoch
                 torch.manual_seed(self.seed * 100_003 + epoch)  # dropout etc.: the same after a resume
                 gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                perm = torch.randperm(len(train), generator=gen)
+                perm = epoch_rows(train, gen)
                 self.clf.train()
                 self.clf.frontend.eval()
                 t0, loss_sum, correct = time.perf_counter(), 0.0, 0
@@ -184,8 +198,8 @@ class Trainer:
                 if not all(bool(torch.isfinite(p).all()) for p in self.clf.model.parameters()):
                     self._diverged(description, epoch, "the weights are no longer finite")
                 seconds = time.perf_counter() - t0
-                row = {"epoch": epoch + 1, "loss": loss_sum / len(train), "train_accuracy": correct / len(train),
-                       "seconds": seconds, "samples_per_s": len(train) / seconds}
+                row = {"epoch": epoch + 1, "loss": loss_sum / n_rows, "train_accuracy": correct / n_rows,
+                       "seconds": seconds, "samples_per_s": n_rows / seconds}
                 if val is not None and len(val):
                     row["val_accuracy"] = accuracy(self.clf, val)
                 self.state.epoch += 1

@@ -78,8 +78,13 @@ def order_labels(labels: set[str]) -> list[str]:
 
 
 def build_splits(cfg) -> Splits:
-    """Build the splits for a ``DataConfig``."""
-    return DATASETS.get(cfg.name)(cfg)
+    """Build the splits for a ``DataConfig``; ``data.synth.per_word`` / ``data.real_repeat`` change train only."""
+    splits = DATASETS.get(cfg.name)(cfg)
+    if cfg.synth.per_word or cfg.real_repeat > 1:
+        from distill.data.synth_mix import mix_synthetic
+
+        splits = mix_synthetic(splits, cfg)
+    return splits
 
 
 from distill.data import folder, manifest, speech_commands  # noqa: E402,F401  (registration)

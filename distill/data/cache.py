@@ -43,15 +43,37 @@ class ClipData:
         labels: ``(N,)`` int64 class indices.
         feats: ``(N, F, T)`` clean features from ``Frontend.extract``.
         items: the items that loaded (bad files are dropped).
+        group: ``(N,)`` or None: rows of one group are versions of one clip (the clip and its augmented
+            copies); training draws one row of each group per epoch. Labels ``< 0`` mark unlabelled rows.
     """
 
     waves: torch.Tensor
     labels: torch.Tensor
     feats: torch.Tensor
     items: list[Item]
+    group: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.labels)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self) if self.group is None else int(self.group.max()) + 1 if len(self) else 0
+
+    def with_feats(self, feats: torch.Tensor) -> "ClipData":
+        """The same clips with other features (e.g. a backbone's frames)."""
+        return ClipData(self.waves, self.labels, feats, self.items, self.group)
+
+
+def concat(parts: list[ClipData]) -> ClipData:
+    """Rows of every part in order; groups are renumbered so no two parts share one."""
+    groups, offset = [], 0
+    for p in parts:
+        g = p.group if p.group is not None else torch.arange(len(p))
+        groups.append(g + offset)
+        offset += p.n_groups
+    return ClipData(torch.cat([p.waves for p in parts]), torch.cat([p.labels for p in parts]),
+                    torch.cat([p.feats for p in parts]), [it for p in parts for it in p.items], torch.cat(groups))
 
 
 def _read(item: Item, num_samples: int) -> np.ndarray:
@@ -119,6 +141,25 @@ def load_clips(items: list[Item], labels: list[str], num_samples: int, frontend:
         os.replace(tmp, path)
         data.waves = pcm.float() / 32767.0  # identical to what a cache hit returns
     return data
+
+
+def cached_features(frontend, waves: torch.Tensor, description: str) -> torch.Tensor:
+    """``extract_features`` through an on-disk cache keyed by the audio's content and the frontend's config
+    (for frontends that are slow, such as a backbone)."""
+    h = hashlib.sha1(json.dumps([FEATURES_VERSION, dataclasses.asdict(frontend.config)]).encode())
+    h.update(waves.contiguous().numpy().tobytes())
+    path = cache_dir() / "frames" / f"{h.hexdigest()[:24]}.safetensors"
+    if path.is_file():
+        return load_file(str(path))["feats"]
+    batch = 256
+    parts = [extract_features(frontend, waves[i : i + batch])
+             for i in track(range(0, len(waves), batch), description, total=(len(waves) + batch - 1) // batch)]
+    feats = torch.cat(parts) if parts else extract_features(frontend, waves)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"feats": feats.contiguous()}, str(tmp))
+    os.replace(tmp, path)
+    return feats
 
 
 @torch.no_grad()

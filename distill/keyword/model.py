@@ -2,7 +2,6 @@
 keyword probability."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -30,32 +29,10 @@ class KeywordProbability(nn.Module):
 
 
 def export(clf: Classifier, path: Path) -> Path:
-    """Write ``model.onnx`` (frontend in the graph, DFT as a matmul) as one self-contained file.
+    """Write ``model.onnx`` (frontend in the graph, DFT as a matmul, keyword probability out) as one file."""
+    from distill.export import export_audio_model
 
-    The torch exporter keeps weights in a side file (``model.onnx.data``); a detector is easier to ship as a
-    single file, and these models are far below protobuf's 2 GB limit, so the weights are moved inside.
-    """
-    import logging
-
-    import onnx
-
-    from distill.export import export_onnx
-
-    # the exporter warns once per missing torchvision op; nothing here uses torchvision
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-
-    graph_clf = copy.deepcopy(clf).cpu().eval()
-    graph_clf.frontend.export_mode = True
-    module = KeywordProbability(graph_clf).eval()
-    # batch 2: the exporter specialises a batch of 1 to a constant
-    example = torch.randn(2, clf.num_samples, generator=torch.Generator().manual_seed(0)) * 0.1
-    tmp = path.with_name(f".{path.name}.tmp")
-    export_onnx(module, example, tmp, "audio", "probability", check=True, atol=1e-4)
-    proto = onnx.load(str(tmp))  # pulls in the external data
-    onnx.save(proto, str(path), save_as_external_data=False)
-    tmp.unlink(missing_ok=True)
-    Path(f"{tmp}.data").unlink(missing_ok=True)
-    return path
+    return export_audio_model(clf, path, KeywordProbability, "probability")
 
 
 def load_model(model_dir: str | Path) -> tuple[Classifier, dict[str, Any]]:

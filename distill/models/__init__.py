@@ -46,4 +46,4 @@ def resolve_config(config_cls: type, presets: dict[str, dict[str, Any]], preset:
     return config_cls(**{**presets[name], **overrides})
 
 
-from distill.models import bcresnet, dscnn, kwt, tcresnet  # noqa: E402,F401  (registration on import)
+from distill.models import bcresnet, dscnn, kwt, mlp, tcresnet  # noqa: E402,F401  (registration on import)
