@@ -132,14 +132,42 @@ def colored_noise(seconds: float, gen: torch.Generator, sample_rate: int = 16000
     return torch.cat(parts)
 
 
+def speed_perturb(waves: torch.Tensor, gen: torch.Generator, max_change: float, steps: int = 5) -> torch.Tensor:
+    """Each clip played faster or slower by a factor in ``1 +- max_change`` (tempo and pitch together, as Kaldi's
+    speed perturbation; Ko et al., Interspeech 2015), resampled linearly and centred back to its length.
+
+    Args:
+        waves: ``(N, S)``; the factors are ``steps`` values evenly spaced in the range.
+    """
+    if max_change <= 0:
+        return waves
+    n, s = waves.shape
+    factors = torch.linspace(1 - max_change, 1 + max_change, steps)
+    choice = torch.randint(0, steps, (n,), generator=gen)
+    out = waves.clone()
+    for j, f in enumerate(factors.tolist()):
+        rows = (choice == j).nonzero().flatten()
+        if len(rows) == 0 or f == 1.0:
+            continue
+        length = max(1, int(round(s / f)))
+        y = torch.nn.functional.interpolate(waves[rows, None, :], size=length, mode="linear", align_corners=False)[:, 0]
+        if length >= s:
+            start = (length - s) // 2
+            out[rows] = y[:, start : start + s]
+        else:
+            left = (s - length) // 2
+            out[rows] = torch.nn.functional.pad(y, (left, s - length - left))
+    return out
+
+
 def wave_copies(waves: torch.Tensor, k: int, gen: torch.Generator, noise: NoiseBank | None, snr_min: float,
-                snr_max: float, shift: int, gain_db: float = 6.0) -> torch.Tensor:
-    """``k`` augmented copies of each clip: a random shift (zero fill), gain and background noise.
+                snr_max: float, shift: int, gain_db: float = 6.0, speed: float = 0.0) -> torch.Tensor:
+    """``k`` augmented copies of each clip: speed perturbation, a random shift (zero fill), gain and noise.
 
     Args:
         waves: ``(N, S)``; returns ``(k * N, S)``, copy ``j`` of clip ``i`` at row ``j * N + i``.
     """
-    out = waves.repeat(k, 1)
+    out = speed_perturb(waves.repeat(k, 1), gen, speed)
     n, s = out.shape
     if shift > 0:
         offsets = torch.randint(-shift, shift + 1, (n,), generator=gen)

@@ -132,6 +132,7 @@ class AugmentConfig:
     snr_min: float = 10.0
     snr_max: float = 30.0
     shift_ms: float = 100.0
+    speed: float = 0.1  # augmented copies (kd.copies) play 1 +- speed times as fast (tempo and pitch)
     freq_masks: int = 2
     freq_width: int = 7
     time_masks: int = 2
@@ -142,6 +143,7 @@ class AugmentConfig:
         check(0 <= self.noise_prob <= 1, "augment.noise_prob must be in [0, 1]")
         check(self.snr_min <= self.snr_max, "augment.snr_min must be <= augment.snr_max")
         check(self.shift_ms >= 0, "augment.shift_ms must be >= 0")
+        check(0 <= self.speed < 0.5, f"augment.speed must be in [0, 0.5), got {self.speed}")
 
 
 @dataclass

@@ -28,7 +28,7 @@ def with_copies(data: ClipData, k: int, frontend, noise: NoiseBank | None, aug: 
         return data
     gen = torch.Generator().manual_seed(seed * 7919 + 17)
     shift = int(aug.shift_ms * 16)
-    waves = wave_copies(data.waves, k, gen, noise, aug.snr_min, aug.snr_max, shift)
+    waves = wave_copies(data.waves, k, gen, noise, aug.snr_min, aug.snr_max, shift, speed=aug.speed)
     copies = ClipData(waves, data.labels.repeat(k), extract_features(frontend, waves), data.items * k,
                       torch.arange(len(data)).repeat(k))
     out = concat([data, copies])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 os.environ.setdefault("KWS_DISTILL_QUIET", "1")
 
@@ -56,3 +57,32 @@ TINY_RUN = [
     "+student.options.width=0.5", "train.epochs=2", "train.batch_size=32", "data.val_percent=20",
     "data.test_percent=20", "threads=2",
 ]
+
+
+class TinyEmbedder(torch.nn.Module):
+    """A stand-in backbone: 16 kHz audio -> (B, T, 8) frames of 100 ms."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.proj = torch.nn.Linear(1600, 8)
+
+    def forward(self, audio):
+        frames = audio.reshape(audio.shape[0], -1, 1600)
+        return torch.tanh(self.proj(frames * 10))
+
+
+def export_tiny(path, seed=0):
+    import warnings
+
+    with warnings.catch_warnings():  # the small legacy exporter: no onnxscript needed for a test model
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TinyEmbedder(seed).eval(), (torch.zeros(2, 16000),), str(path), input_names=["audio"],
+                          output_names=["frames"], dynamic_axes={"audio": {0: "batch"}}, dynamo=False)
+    return path
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path):
+    """A stand-in pretrained backbone for ``onnx:PATH``: 16 kHz audio -> 8-d frames every 100 ms."""
+    return export_tiny(tmp_path / "tiny.onnx")

@@ -5,9 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, export_tiny
 
 STUDENT_RUN = [a for a in TINY_RUN if not a.startswith("teacher")]  # the teacher is a backbone's here
 from distill.backbones import BACKBONES, load_backbone
@@ -54,34 +53,6 @@ def test_mswc_logfbank_matches_python_speech_features_definition():
     band = int(np.argmax(feats[0, 10]))  # a 1 kHz tone peaks in the band around 1 kHz
     centre_hz = 700 * (10 ** (np.linspace(0, 2595 * np.log10(1 + 8000 / 700), 66)[band + 1] / 2595) - 1)
     assert 800 < centre_hz < 1250
-
-
-class TinyEmbedder(nn.Module):
-    """A stand-in backbone: 16 kHz audio -> (B, T, 8) frames of 100 ms."""
-
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.proj = nn.Linear(1600, 8)
-
-    def forward(self, audio):
-        frames = audio.reshape(audio.shape[0], -1, 1600)
-        return torch.tanh(self.proj(frames * 10))
-
-
-def export_tiny(path, seed=0):
-    import warnings
-
-    with warnings.catch_warnings():  # the small legacy exporter: no onnxscript needed for a test model
-        warnings.simplefilter("ignore")
-        torch.onnx.export(TinyEmbedder(seed).eval(), (torch.zeros(2, 16000),), str(path), input_names=["audio"],
-                          output_names=["frames"], dynamic_axes={"audio": {0: "batch"}}, dynamo=False)
-    return path
-
-
-@pytest.fixture
-def tiny_onnx(tmp_path):
-    return export_tiny(tmp_path / "tiny.onnx")
 
 
 def test_onnx_backbone_teacher_kd_export(tiny_sc, tiny_onnx, tmp_path, monkeypatch):

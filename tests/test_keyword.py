@@ -619,3 +619,22 @@ def test_a_damaged_onnx_model_is_a_clear_error(keyword_dir, tmp_path, capsys):
     audio = write(tmp_path / "a.wav", place(keyword_sound(rng), 2.0, 0.5, rng))
     assert main(["keyword", "detect", str(model), str(audio)]) == 1
     assert "cannot load the ONNX model" in capsys.readouterr().err
+
+
+def test_teacher_on_a_pretrained_backbone_is_trained_then_distilled(keyword_dir, tiny_onnx, tmp_path, monkeypatch):
+    """teacher=onnx:PATH (as teacher=speech_embedding): a head on the frozen backbone's frames, then KD."""
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(keyword_dir / "cache"))
+    recs = sorted(str(p) for p in keyword_dir.glob("rec*.wav"))
+    out = tmp_path / "bb"
+    assert main(["keyword", "create", "tone3", "text=tone word", f"recordings={','.join(recs)}", f"out={out}",
+                 f"teacher=onnx:{tiny_onnx}", "threads=1", "tts.engines=", "data.per_recording=20",
+                 "data.fragments_per_recording=4", "data.heldout_per_recording=2", "data.noise_clips=20",
+                 "train.epochs=2", "train.batch_size=32", "model.options.width=0.25", "calibration.hours=0.005",
+                 "quantize=false"]) == 0
+    meta = json.loads((out / "keyword.json").read_text())
+    assert meta["teacher"]["source"] == f"onnx:{tiny_onnx}" and meta["teacher"]["model"] == "mlp"
+    assert meta["kd"]["alpha"] == 0.5 and meta["teacher"]["epochs"] == 2
+    missing = tmp_path / "none.onnx"
+    assert main(["keyword", "create", "tone4", "text=tone word", f"recordings={','.join(recs)}",
+                 f"out={tmp_path / 'x'}", f"teacher=onnx:{missing}"]) == 1
+    assert not (tmp_path / "x").exists()

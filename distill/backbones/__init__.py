@@ -87,4 +87,9 @@ def list_backbones() -> list[str]:
     return BACKBONES.list()
 
 
+def is_backbone(name: str | None) -> bool:
+    """Whether ``name`` (a ``teacher=`` value) names a backbone rather than a model or checkpoint."""
+    return bool(name) and (name in BACKBONES.list() or name.startswith("onnx:"))
+
+
 from distill.backbones import mswc_resnet50, speech_embedding  # noqa: E402,F401  (registration on import)

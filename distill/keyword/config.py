@@ -143,6 +143,7 @@ class TeacherSection:
 
     model: str = "tcresnet"
     preset: Optional[str] = "tc-resnet14-1.5"
+    head: str = "mlp"  # the model on a backbone's frames (teacher=speech_embedding, mswc_resnet50, onnx:PATH)
     epochs: Optional[int] = None  # default: the student's epochs
     finetune_lr: float = 0.003
 
@@ -175,7 +176,7 @@ class CreateConfig:
     recordings: list[str] = field(default_factory=list)
     negatives: Optional[str] = None  # folder of audio, or one long file, with no keyword in it
     noise: NoiseSection = field(default_factory=NoiseSection)
-    teacher: Optional[str] = None  # auto | run folder | checkpoint
+    teacher: Optional[str] = None  # auto | speech_embedding | mswc_resnet50 | onnx:PATH | run folder | checkpoint
     init: Optional[str] = None  # start the student from this model (run folder: its student; checkpoint)
     init_lr: float = 0.003  # peak learning rate when fine-tuning from init
     out: Optional[str] = None  # default keywords/NAME

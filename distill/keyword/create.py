@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from distill.audio import SAMPLE_RATE
+from distill.backbones import is_backbone, load_backbone
 from distill.checkpoint import check_writable_dir, write_json
 from distill.config import flat_settings, settings_changes
 from distill.classifier import load_classifier
@@ -130,7 +131,9 @@ def create(cfg: CreateConfig) -> dict[str, Any]:
     # a missing or broken model and bad negatives fail here, not after the TTS and training data are made
     if cfg.init:
         load_classifier(resolve_checkpoint(cfg.init, "init", INIT_ORDER))
-    if cfg.teacher and cfg.teacher != "auto":
+    if is_backbone(cfg.teacher):
+        load_backbone(str(cfg.teacher))
+    elif cfg.teacher and cfg.teacher != "auto":
         load_classifier(resolve_checkpoint(cfg.teacher, "teacher", TEACHER_ORDER))
     if cfg.negatives:
         ds.check_negatives(cfg.negatives, text)

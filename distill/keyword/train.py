@@ -7,6 +7,9 @@ asked about this keyword (their classes are other words), so KD needs a teacher 
 * ``teacher=auto``: a larger model (``teacher_model.preset``, TC-ResNet14-1.5 by default) trained on the same
   clips. Its soft targets are smoother than the hard labels on the hard cases (confusable phrases, keyword
   fragments cut by the window edge, low SNR), which is where a small student gains from KD.
+* ``teacher=speech_embedding`` (or ``mswc_resnet50``, ``onnx:PATH``): a head (``teacher_model.head``) on a frozen
+  pretrained backbone's frames, trained on the same clips. The backbone has heard thousands of real speakers, so
+  its soft targets carry how other people say the keyword, which neither the recordings nor the TTS voices can.
 * ``teacher=RUN_OR_CHECKPOINT``: that model, with its class layer replaced by one for these classes,
   fine-tuned on the keyword clips (its own features and input length). It brings what it learned from many
   speakers, which the few enrolment recordings cannot.
@@ -31,6 +34,8 @@ import torch
 from distill import checkpoint
 from distill.audio import fit_length
 from distill.augment import NoiseBank
+from distill.backbones import is_backbone
+from distill.backbones.frontend import BackboneConfig, BackboneFrontend
 from distill.classifier import Classifier, build_classifier, load_classifier
 from distill.config import AugmentConfig, TrainConfig
 from distill.data import Item
@@ -41,6 +46,7 @@ from distill.keyword.config import CreateConfig
 from distill.keyword.model import LABELS_OTHER
 from distill.progress import info
 from distill.train import Teacher, Trainer, predict
+from distill.transfer import teacher_view
 
 
 # which checkpoint of a run folder each role takes first
@@ -69,9 +75,11 @@ def noise_bank(cfg: CreateConfig) -> NoiseBank | None:
 
 
 def fit(clf: Classifier, data: ClipData, val: ClipData | None, cfg: CreateConfig, train: TrainConfig,
-        teacher: Teacher | None, description: str, ckpt: Path | None = None) -> Classifier:
+        teacher: Teacher | None, description: str, ckpt: Path | None = None,
+        aug: AugmentConfig | None = None) -> Classifier:
     """Train ``clf``; with ``ckpt``, save the state there every epoch and continue from it when it exists."""
-    trainer = Trainer(clf, train, augment_config(cfg), cfg.seed, torch.device("cpu"), noise_bank(cfg), teacher)
+    trainer = Trainer(clf, train, aug or augment_config(cfg), cfg.seed, torch.device("cpu"), noise_bank(cfg),
+                      teacher)
     state = trainer.fit(data, val, ckpt=ckpt, resume=ckpt is not None, description=description)
     clf.history = state.history  # type: ignore[attr-defined]
     return clf.eval()
@@ -172,6 +180,8 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     ``ckpt``: see ``fit``."""
     epochs = cfg.teacher_model.epochs or cfg.train.epochs
     torch.manual_seed(cfg.seed + 1)  # the new class layer's initial weights
+    if is_backbone(cfg.teacher):
+        return backbone_teacher(cfg, data, val_waves, val_labels, window, frontend, classes, epochs, ckpt)
     if cfg.teacher == "auto":
         clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, classes, window, frontend)
         val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
@@ -196,6 +206,23 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     info_ = describe(clf, str(path))
     info_["reused_tensors"] = len(kept)
     return Teacher(cfg.kd, logits=predict(clf, t_data)), info_
+
+
+def backbone_teacher(cfg: CreateConfig, data: ClipData, val_waves: np.ndarray, val_labels: np.ndarray, window: int,
+                     frontend: Frontend, classes: list[str], epochs: int, ckpt: Path | None
+                     ) -> tuple[Teacher, dict]:
+    """A head on the frozen backbone ``cfg.teacher``, trained on the backbone's frames of the training clips
+    (computed once, cached); the clips already carry create's augmentation, so no noise is mixed per batch."""
+    fe = BackboneFrontend(BackboneConfig.of(str(cfg.teacher)))
+    t_data = teacher_view(fe, data, "backbone frames")
+    fe.fit_stats(t_data.feats)
+    clf = build_classifier(cfg.teacher_model.head, None, {}, classes, fe.config, window)
+    clf.frontend.load_state_dict(fe.state_dict())
+    t_val = teacher_view(fe, clip_data(val_waves, val_labels, frontend), "backbone frames") if len(val_labels) else None
+    aug = dataclasses.replace(augment_config(cfg), noise_prob=0.0, shift_ms=0.0, time_masks=0)
+    fit(clf, t_data, t_val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None,
+        f"teacher ({cfg.teacher_model.head} on {cfg.teacher})", ckpt, aug)
+    return Teacher(cfg.kd, logits=predict(clf, t_data)), describe(clf, str(cfg.teacher))
 
 
 def describe(clf: Classifier, source: str) -> dict:
