@@ -37,6 +37,12 @@ the same half.
 recordings from other people bring. The test set stays the same; ``data.max_recording_copies`` is set to what
 ``--enrol`` recordings get, so the augmented copies per recording shrink and the training set keeps its size.
 
+``--configs tts+speech_embedding,tts+mswc`` distil from a head on a frozen pretrained backbone (``teacher=
+speech_embedding`` / ``mswc_resnet50``); ``--libri DIR`` gives half of the LibriSpeech excerpts' speakers to create
+as real negatives and streams the other half with the test negatives:
+
+    python benchmarks/keyword_bench.py --configs tts,tts+speech_embedding --libri ../shared/data/librispeech_train_clean_excerpts
+
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
 from __future__ import annotations
@@ -60,6 +66,9 @@ CONFIGS = {  # name: (TTS positives, teacher: None / "auto" / "base", student fr
     "tts+base+kd": (True, "base", True),
     "base": (False, None, True),
     "base+kd": (False, "base", True),
+    # a head on a frozen pretrained backbone as teacher (trained on the same clips), distilled into TC-ResNet8
+    "tts+speech_embedding": (True, "speech_embedding", False),
+    "tts+mswc": (True, "mswc_resnet50", False),
 }
 FULL = ("tts+kd", "tts+base+kd")  # also int8 and the detector's real-time factor
 WORDS = "left,off,stop"
@@ -133,6 +142,18 @@ def test_set(data: Path, word: str, enrol_speaker: str, noise_files: list[Path],
     negatives = [p for d in sorted(data.iterdir()) if d.is_dir() and d.name != word
                  for p in sorted(d.glob("*.wav")) if speakers(speaker(p))] + noise_files
     return positives, negatives
+
+
+def libri_halves(libri: Path, out: Path) -> tuple[Path, list[Path]]:
+    """``--libri``: the excerpts of every other speaker (sorted) linked into ``OUT/libri_negatives`` for
+    ``negatives=``; the rest, for the evaluated stream. Neither half's speakers are in the other."""
+    files = sorted(libri.glob("*.flac"))
+    folder = out / "libri_negatives"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files[0::2]:
+        if not (folder / f.name).exists():
+            os.symlink(f.resolve(), folder / f.name)
+    return folder, files[1::2]
 
 
 def base_model(data: Path, words: list[str], fsdd: Path, out: Path, overrides: list[str], unknown_by_word: bool = False
@@ -269,6 +290,9 @@ def main() -> None:
                     help="with --base: the +base configurations start from the base run's student (TC-ResNet8, "
                     "default) or its teacher (TC-ResNet14-1.5, about 4x the parameters)")
     ap.add_argument("--fsdd", default=str(ROOT / "fsdd" / "recordings"))
+    ap.add_argument("--libri", default=None, help="LibriSpeech excerpts folder: half of its speakers become "
+                    "create's real negatives (negatives=, unless --base gives them), the other half joins the "
+                    "evaluated negative stream (longer hours, real continuous speech)")
     ap.add_argument("--enrol", type=int, default=5)
     ap.add_argument("--enrol-base-speakers", type=int, default=0,
                     help="with --base: also enrol up to --enrol clips of the word from each of this many base-half "
@@ -308,6 +332,7 @@ def main() -> None:
     base, base_negatives = base_model(data, held_out, Path(args.fsdd), Path(args.base_dir or out / "base"),
                                       args.base_args.split(), args.unknown_by_word) if args.base else (None, None)
     base_negatives = base_negatives if args.base_negatives else None
+    libri_train, libri_test = libri_halves(Path(args.libri), out) if args.libri else (None, [])
     for word in args.words.split(","):
         word_negs = word_negatives(base_negatives, data, word, held_out) if base_negatives else None
         enrol, spk = enrolment(data / word, args.enrol, speakers)
@@ -317,6 +342,7 @@ def main() -> None:
         tag = (f"/speakers{1 + args.enrol_base_speakers}" if args.enrol_base_speakers else "") + (
             "/init-teacher" if args.init_from == "teacher" else "")
         positives, negatives = test_set(data, word, spk, noise_files, speakers)
+        negatives += libri_test
         pos_audio, neg_audio = load(positives), load(negatives)
         if args.recalibrate:
             recalibrate(results, word, pos_audio, negatives, neg_audio, out)
@@ -340,7 +366,7 @@ def main() -> None:
                     *([f"teacher={base if teacher == 'base' else teacher}"] if teacher else []),
                     *([f"init={base if args.init_from == 'student' else base / 'checkpoints' / 'teacher'}"]
                       if init else []),  # the configuration wins
-                    *([f"negatives={word_negs}"] if word_negs else [])]
+                    *([f"negatives={word_negs or libri_train}"] if word_negs or libri_train else [])]
             if args.reeval:  # the folder's own create command and time, from the summary that made it
                 meta = json.loads((model_dir / "keyword.json").read_text())
                 made = results.get(key, {})
@@ -430,7 +456,7 @@ def recalibrate(results: dict, word: str, pos_audio: list[np.ndarray], negatives
               "FA/h", flush=True)
 
 
-FA_POINTS = (1.0, 5.0, 10.0, 25.0)  # FA/h at which the real DET curve is read
+FA_POINTS = (0.5, 1.0, 5.0, 10.0, 25.0)  # FA/h at which the real DET curve is read
 
 
 def det_points(row: dict) -> list[float]:
@@ -440,7 +466,7 @@ def det_points(row: dict) -> list[float]:
     model_dir = model_dir_of(row)
     path = model_dir / "eval_real" / "det.json" if model_dir else None
     if path is None or not path.is_file():
-        return [row["frr_at_1fa"]] + [float("nan")] * (len(FA_POINTS) - 1)
+        return [float("nan"), row["frr_at_1fa"]] + [float("nan")] * (len(FA_POINTS) - 2)
     det = Det.from_json(json.loads(path.read_text())["float32"])
     return [det.best_frr(x) for x in FA_POINTS]
 
