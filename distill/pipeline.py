@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class Prepared:
     noise: NoiseBank | None
     unlabeled: ClipData | None = None  # kd.unlabeled windows (label -1), for the KD student only
 
-    @property
+    @functools.cached_property
     def student_rows(self) -> ClipData:
         """What the KD student trains on: the training clips, their copies and the unlabelled windows."""
         return self.train if self.unlabeled is None else concat([self.train, self.unlabeled])

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.audio import load_audio
+from distill.audio import fit_length, load_audio
 from distill.augment import NoiseBank, wave_copies
 from distill.config import AugmentConfig, KDConfig
 from distill.data import AUDIO_SUFFIXES, Item
-from distill.data.cache import ClipData, cached_features, concat, extract_features
+from distill.data.cache import ClipData, cached_features, extract_features
 from distill.errors import AudioError, KwsError
 from distill.progress import info, track
 
@@ -29,11 +29,9 @@ def with_copies(data: ClipData, k: int, frontend, noise: NoiseBank | None, aug: 
     gen = torch.Generator().manual_seed(seed * 7919 + 17)
     shift = int(aug.shift_ms * 16)
     waves = wave_copies(data.waves, k, gen, noise, aug.snr_min, aug.snr_max, shift, speed=aug.speed)
-    copies = ClipData(waves, data.labels.repeat(k), extract_features(frontend, waves), data.items * k,
-                      torch.arange(len(data)).repeat(k))
-    out = concat([data, copies])
-    out.group = torch.arange(len(data)).repeat(k + 1)
-    return out
+    return ClipData(torch.cat([data.waves, waves]), data.labels.repeat(k + 1),
+                    torch.cat([data.feats, extract_features(frontend, waves)]), data.items * (k + 1),
+                    torch.arange(len(data)).repeat(k + 1))
 
 
 def _files(root: Path) -> list[Path]:
@@ -47,7 +45,8 @@ def _files(root: Path) -> list[Path]:
     return files
 
 
-def unlabeled_windows(root: str | Path, num_samples: int, max_windows: int, seed: int) -> tuple[torch.Tensor, list[Item]]:
+def unlabeled_windows(root: str | Path, num_samples: int, max_windows: int, seed: int
+                      ) -> tuple[torch.Tensor, list[Item]]:
     """Windows ``(U, num_samples)`` of every audio file under ``root`` (any length; hop of half a window; a file
     shorter than a window is centred in zeros), at most ``max_windows`` of them, drawn evenly at random."""
     hop = num_samples // 2
@@ -59,7 +58,7 @@ def unlabeled_windows(root: str | Path, num_samples: int, max_windows: int, seed
             bad.append(str(e))
             continue
         if len(audio) < num_samples:
-            audio = np.pad(audio, ((num_samples - len(audio)) // 2, num_samples - len(audio) - (num_samples - len(audio)) // 2))
+            audio = fit_length(audio, num_samples)
         for start in range(0, len(audio) - num_samples + 1, hop):
             windows.append(audio[start : start + num_samples])
             items.append(Item(str(path), "", "", start))

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from distill.audio import fit_length
 from distill.registry import Registry
 
 
@@ -50,10 +51,8 @@ class Backbone:
 
     def padded(self, waves: np.ndarray) -> np.ndarray:
         """Clips shorter than the window, centred in zeros; longer ones unchanged."""
-        need = int(round(self.info.window_s * 16000)) - waves.shape[1]
-        if need <= 0:
-            return waves
-        return np.pad(waves, ((0, 0), (need // 2, need - need // 2)))
+        window = int(round(self.info.window_s * 16000))
+        return waves if waves.shape[1] >= window else fit_length(waves, window)
 
     def frames(self, waves: np.ndarray) -> np.ndarray:
         """Embedding frames ``(N, T, D)`` float32 of 16 kHz clips ``(N, S)`` in [-1, 1], in batches."""
