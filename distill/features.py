@@ -106,7 +106,24 @@ def dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return basis
 
 
-class Frontend(nn.Module):
+class FeatureNorm(nn.Module):
+    """Per-feature normalisation every frontend shares: ``forward`` = ``normalize(extract(x))``. Subclasses define
+    ``extract`` and register ``mean`` and ``std`` buffers of their feature size."""
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean[:, None]) / self.std[:, None]
+
+    @torch.no_grad()
+    def fit_stats(self, feats: torch.Tensor) -> None:
+        """Set per-feature mean/std from training features ``(N, F, T)``."""
+        self.mean.copy_(feats.mean(dim=(0, 2)))
+        self.std.copy_(feats.std(dim=(0, 2)).clamp_min(1e-5))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.extract(wave))
+
+
+class Frontend(FeatureNorm):
     """Waveform ``(B, S)`` -> features ``(B, F, T)``, then per-feature normalisation.
 
     ``forward`` = ``normalize(extract(x))``. Training caches ``extract`` output and normalises per batch;
@@ -185,14 +202,3 @@ class Frontend(nn.Module):
         """Un-normalised features of whole clips: ``(B, S)`` -> ``(B, F, T)``."""
         return self.per_utterance(self.frames(wave))
 
-    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        return (feats - self.mean[:, None]) / self.std[:, None]
-
-    @torch.no_grad()
-    def fit_stats(self, feats: torch.Tensor) -> None:
-        """Set per-feature mean/std from training features ``(N, F, T)``."""
-        self.mean.copy_(feats.mean(dim=(0, 2)))
-        self.std.copy_(feats.std(dim=(0, 2)).clamp_min(1e-5))
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.normalize(self.extract(wave))

@@ -15,7 +15,7 @@ import torch
 from distill.audio import fit_length, load_audio
 from distill.augment import NoiseBank, wave_copies
 from distill.config import AugmentConfig, KDConfig
-from distill.data import AUDIO_SUFFIXES, Item
+from distill.data import Item, audio_files_under
 from distill.data.cache import ClipData, cached_features, extract_features
 from distill.errors import AudioError, KwsError
 from distill.progress import info, track
@@ -34,24 +34,15 @@ def with_copies(data: ClipData, k: int, frontend, noise: NoiseBank | None, aug: 
                     torch.arange(len(data)).repeat(k + 1))
 
 
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise KwsError(f"kd.unlabeled={root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    if not files:
-        raise KwsError(f"kd.unlabeled={root} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    return files
-
-
 def unlabeled_windows(root: str | Path, num_samples: int, max_windows: int, seed: int
                       ) -> tuple[torch.Tensor, list[Item]]:
     """Windows ``(U, num_samples)`` of every audio file under ``root`` (any length; hop of half a window; a file
     shorter than a window is centred in zeros), at most ``max_windows`` of them, drawn evenly at random."""
     hop = num_samples // 2
     windows, items, bad = [], [], []
-    for path in track(_files(Path(root).expanduser()), "reading kd.unlabeled audio"):
+    root = Path(root).expanduser()
+    files = [root] if root.is_file() else audio_files_under(root, "kd.unlabeled")
+    for path in track(files, "reading kd.unlabeled audio"):
         try:
             audio = load_audio(path)
         except AudioError as e:

@@ -15,10 +15,10 @@ import soundfile as sf
 import soxr
 
 from distill.audio import SAMPLE_RATE, load_audio, mix_at_snr
+from distill.data import AUDIO_SUFFIXES, audio_files_under  # noqa: F401  (AUDIO_SUFFIXES: for synth's callers)
 from distill.errors import ConfigError, KwsError
 from synth.engines.base import check_range
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
 
 
@@ -220,14 +220,7 @@ def time_shift(audio: np.ndarray, samples: int) -> np.ndarray:
 # ---------------------------------------------------------------- sources
 
 
-def audio_files(folder: str | Path, what: str) -> list[Path]:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise KwsError(f"{what} folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    if not files:
-        raise KwsError(f"{what} folder {folder} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    return files
+audio_files = audio_files_under
 
 
 class NoiseSource:

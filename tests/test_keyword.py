@@ -237,6 +237,9 @@ def test_create_writes_a_complete_keyword_folder(keyword_dir):
         assert counts["word_classes"] == len(labels) - 2
     assert meta["int8"]["size_kb"] < meta["float32"]["size_kb"]
     assert "![DET curve](det.png)" in (out / "report.md").read_text()
+    stream = meta["calibration"]["stream"]  # the held-out real negatives, then composed audio up to 0.01 h
+    assert 0 < stream["real_negative_s"] and stream["real_negative_s"] + stream["composed_s"] >= 36 - 0.1
+    assert "negatives=" in stream["what"] and "calibration stream" in (out / "report.md").read_text()
 
 
 def test_onnx_matches_torch(keyword_dir):

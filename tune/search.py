@@ -169,7 +169,7 @@ def _driver_work(p: Plan) -> tuple[Plan, Shared, str]:
     save_config(p.cfg, p.run_dir / "config.yaml")
     save_search_config(p.search, p.run_dir / "tune.yaml")
     _write_space(p)
-    info(f"data: {len(prep.splits.labels)} classes, train {len(prep.train)}, val {len(prep.val)}, "
+    info(f"data: {len(prep.splits.labels)} classes, train {prep.train.n_groups}, val {len(prep.val)}, "
          f"test {len(prep.test)} clips")
     teacher, teacher_ckpt = _teacher(p, prep)
     targets = teacher_targets(teacher, prep, p.cfg)

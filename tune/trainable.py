@@ -71,8 +71,10 @@ def train_trial(config: dict[str, Any], shared: Shared) -> None:
             else:
                 final.update(metrics)  # the last report waits for the test accuracy
 
-        student = train_model(cfg.student, shared.prep, cfg, work / STATE, shared.teacher(cfg),
-                              description=f"trial {where['trial_id']}", on_epoch=on_epoch)
+        teacher = shared.teacher(cfg)
+        student = train_model(cfg.student, shared.prep, cfg, work / STATE, teacher,
+                              description=f"trial {where['trial_id']}", on_epoch=on_epoch,
+                              rows=shared.prep.student_rows if teacher is not None else None)
         if not final and student.history:  # restored at its last epoch (e.g. a PBT exploit of a finished trial)
             final = {k: student.history[-1][k] for k in REPORTED if k in student.history[-1]}
             final.update(pid=where["pid"], node_ip=where["node_ip"])

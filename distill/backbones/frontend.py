@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-
 from distill.backbones import load_backbone
+from distill.features import FeatureNorm
 
 
 @dataclass
@@ -41,9 +40,9 @@ class BackboneConfig:
         return load_backbone(self.backbone).n_frames(num_samples)
 
 
-class BackboneFrontend(nn.Module):
-    """``forward`` = ``normalize(extract(x))`` like ``Frontend``; ``extract`` runs the frozen ONNX backbone (no
-    gradient), ``mean``/``std`` per embedding dimension are fitted on training frames and saved with the model."""
+class BackboneFrontend(FeatureNorm):
+    """Like ``Frontend``, but ``extract`` runs the frozen ONNX backbone (no gradient); ``mean``/``std`` per
+    embedding dimension are fitted on training frames and saved with the model."""
 
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
@@ -57,13 +56,3 @@ class BackboneFrontend(nn.Module):
         frames = load_backbone(self.config.backbone).frames(wave.detach().cpu().float().numpy())
         return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 2, 1))).to(wave.device)
 
-    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        return (feats - self.mean[:, None]) / self.std[:, None]
-
-    @torch.no_grad()
-    def fit_stats(self, feats: torch.Tensor) -> None:
-        self.mean.copy_(feats.mean(dim=(0, 2)))
-        self.std.copy_(feats.std(dim=(0, 2)).clamp_min(1e-5))
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.normalize(self.extract(wave))

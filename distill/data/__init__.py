@@ -71,6 +71,20 @@ def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
+def audio_files_under(folder: str | Path, what: str) -> list[Path]:
+    """Every audio file under ``folder``, recursively (sorted); ``KwsError`` naming ``what`` when the folder does
+    not exist or holds none."""
+    from distill.errors import KwsError
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise KwsError(f"{what} folder {folder} does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise KwsError(f"{what} folder {folder} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    return files
+
+
 def order_labels(labels: set[str]) -> list[str]:
     """``_silence_`` and ``_unknown_`` first (when present), then the rest sorted."""
     special = [x for x in (SILENCE, UNKNOWN) if x in labels]

@@ -270,12 +270,22 @@ def keyword_meta(cfg: CreateConfig, text: str, recordings, rejected: list[str], 
         "recordings": [str(r.path) for r in recordings], "rejected_recordings": rejected,
         "teacher": sources["teacher"], "kd": dataclasses.asdict(cfg.kd) if sources["teacher"] else None,
         "init": sources["init"],
-        "calibration": {k: v for k, v in rows["float32"].items() if k not in ("size_kb", "latency_ms")},
+        "calibration": {**{k: v for k, v in rows["float32"].items() if k not in ("size_kb", "latency_ms")},
+                        "stream": calibration_stream(data, cfg.calibration.hours * 3600)},
         "int8": rows.get("int8"), "float32": rows["float32"],
         "seed": cfg.seed, "seconds": round(seconds, 1),
         "files": {"onnx": "model.onnx", "int8": "model.int8.onnx" if "int8" in rows else None,
                   "weights": "weights.safetensors"},
     }
+
+
+def calibration_stream(data: ds.KeywordData, total_s: float) -> dict[str, Any]:
+    """What the threshold was calibrated on: real held-out negatives (all of them, as they are), then held-out TTS
+    negatives and noise re-mixed up to ``calibration.hours``."""
+    real = sum(a.size for a in data.stream_audio) / SAMPLE_RATE
+    return {"real_negative_s": round(real, 1), "composed_s": round(max(0.0, total_s - real), 1),
+            "what": ("the held-out part of negatives= (real audio, as it is), then " if real else
+                     "no real negatives (negatives= not given): ") + "held-out TTS negatives and noise, re-mixed"}
 
 
 def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det], threshold: float,
@@ -286,7 +296,9 @@ def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det],
              f"{cfg.name}: held-out positives vs {curves['float32'].hours:.2f} h of negatives")
     (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
     hours = curves["float32"].hours
-    notes = list(notes)
+    stream = meta["calibration"]["stream"]
+    notes = [f"calibration stream: {stream['real_negative_s'] / 3600:.2f} h of real negatives and "
+             f"{stream['composed_s'] / 3600:.2f} h composed ({stream['what']})", *notes]
     if hours * cfg.target_fa_per_hour < 1:
         notes.append(f"the negative stream is {hours:.2f} h, so {cfg.target_fa_per_hour:g} FA/h allows no false "
                      "accept on it: the threshold sits just above the highest negative score; a longer stream "
