@@ -2,7 +2,8 @@
 
 - training throughput (samples/s) on cached features, median of `repeats` epochs, per model;
 - KD epoch time / student-only epoch time with offline teacher logits (and online);
-- single-window inference latency in torch eager and onnxruntime, model only and with the frontend.
+- single-window inference latency in torch eager and onnxruntime, model only and with the frontend;
+- pretrained backbones (those on this machine): embedding time per 1-s clip, batches of 64.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class BenchConfig:
     batch_size: int = 128
     threads: int = 2
     latency_runs: int = 300
+    backbones: str = "speech_embedding,mswc_resnet50"  # time those on this machine (empty: none)
     repeats: int = 5  # timed epochs per model; the median is reported (one short epoch is noisy)
     out: str | None = None  # write bench.json here
 
@@ -56,6 +58,27 @@ def check_specs(cfg: BenchConfig) -> None:
     for spec in [cfg.student] + [t for t in cfg.teachers.split(",") if t]:
         name, preset = spec.split(":", 1)
         create_model(name, 12, 40, 97, preset)
+
+
+def _backbone_rows(cfg: BenchConfig, waves: torch.Tensor) -> list[dict]:
+    """Embedding time per clip of each backbone that is on this machine (the teacher's one-off cost per clip and
+    augmented copy; cached after)."""
+    from distill.backbones import load_backbone
+    from distill.errors import KwsError
+
+    rows = []
+    for name in [b for b in cfg.backbones.split(",") if b]:
+        try:
+            bb = load_backbone(name)
+        except KwsError:
+            continue
+        x = waves.numpy()
+        bb.frames(x[:8])  # warm-up
+        t0 = time.perf_counter()
+        bb.frames(x)
+        rows.append({"what": f"backbone {name}: embedding time per 1-s clip", "ms": 1000 * (time.perf_counter() - t0)
+                     / len(x)})
+    return rows
 
 
 def _synthetic(n: int, classes: int, fe) -> ClipData:
@@ -125,6 +148,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     rows.append({"what": f"latency {cfg.student} torch eager (features in)", "ms": lat["torch_ms"]})
     rows.append({"what": f"latency {cfg.student} onnxruntime (features in)", "ms": lat["onnx_ms"]})
     rows.append({"what": f"latency {cfg.student} onnxruntime (raw audio in)", "ms": lat["onnx_with_frontend_ms"]})
+    rows += _backbone_rows(cfg, data.waves[:256])
     return {"config": vars(cfg), "rows": rows, "torch": torch.__version__}
 
 

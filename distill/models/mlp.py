@@ -63,3 +63,4 @@ def build(num_classes: int, n_features: int, n_frames: int, preset: str | None =
 
 
 build.presets = PRESETS
+build.default_preset = DEFAULT
