@@ -153,7 +153,7 @@ class KDConfig:
     mode: str = "offline"
     copies: int = 0  # augmented copies of each training clip (noise, shift, gain), labelled once by the teacher
     unlabeled: Optional[str] = None  # folder of real audio, any length: windows labelled by the teacher only
-    unlabeled_ratio: float = 0.5  # unlabelled windows per labelled clip in each student epoch
+    unlabeled_ratio: float = 2.0  # unlabelled windows per labelled clip in each student epoch
     unlabeled_max: int = 20000  # at most this many windows are read from kd.unlabeled
 
     def __post_init__(self) -> None:

@@ -199,8 +199,11 @@ def load_teacher(path: str, prep: Prepared, cfg: RunConfig) -> Classifier:
 
 
 def teacher_targets(teacher: Classifier, prep: Prepared, cfg: RunConfig) -> Teacher:
-    if cfg.kd.mode == "online" and not isinstance(teacher.frontend, BackboneFrontend):
-        return Teacher(cfg.kd, model=teacher)
+    if cfg.kd.mode == "online":
+        if not isinstance(teacher.frontend, BackboneFrontend):
+            return Teacher(cfg.kd, model=teacher)
+        info("[yellow]kd.mode=online: the teacher reads a backbone's frames, not the student's features; "
+             "using its offline logits on every clip and copy")
     # Offline KD: one pass over every version of every clip; every student epoch reuses these logits.
     rows = teacher_view(teacher.frontend, prep.student_rows, "backbone frames")
     return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), rows))

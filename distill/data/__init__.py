@@ -71,17 +71,17 @@ def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def audio_files_under(folder: str | Path, what: str) -> list[Path]:
-    """Every audio file under ``folder``, recursively (sorted); ``KwsError`` naming ``what`` when the folder does
-    not exist or holds none."""
+def audio_files_under(root: str | Path, what: str) -> list[Path]:
+    """Every audio file under the folder ``root``, recursively (sorted); ``KwsError`` naming ``what`` when the
+    folder does not exist or holds none."""
     from distill.errors import KwsError
 
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise KwsError(f"{what} folder {folder} does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise KwsError(f"{what} folder {root} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not files:
-        raise KwsError(f"{what} folder {folder} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
+        raise KwsError(f"{what} folder {root} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
     return files
 
 
