@@ -10,7 +10,8 @@ from torch import nn
 
 from distill.checkpoint import load_checkpoint, save_checkpoint
 from distill.errors import KwsError
-from distill.backbones.frontend import BackboneConfig, BackboneFrontend
+from distill.backbones import load_backbone
+from distill.backbones.frontend import BackboneConfig, BackboneFrontend, BackboneTop
 from distill.features import FeatureConfig, Frontend
 from distill.models import create_model
 
@@ -69,7 +70,13 @@ class Classifier(nn.Module):
 def build_classifier(name: str, preset: str | None, options: dict[str, Any], labels: list[str],
                      features: Features, num_samples: int) -> Classifier:
     frontend = make_frontend(features)
-    model = create_model(name, len(labels), features.n_features, features.n_frames(num_samples), preset, **options)
+    n_frames = features.n_frames(num_samples)
+    if isinstance(features, BackboneConfig) and features.top:  # the backbone's last stages train with the head
+        backbone = load_backbone(features.backbone)
+        top, shape = backbone.top(features.top)
+        model = BackboneTop(top, shape, create_model(name, len(labels), backbone.dim, n_frames, preset, **options))
+    else:
+        model = create_model(name, len(labels), features.n_features, n_frames, preset, **options)
     return Classifier(frontend, model, labels, num_samples, name)
 
 

@@ -67,6 +67,7 @@ class ModelSection:
     preset: Optional[str] = None
     checkpoint: Optional[str] = None
     backbone: Optional[str] = None  # a frozen pretrained backbone whose frames the model reads (distill models)
+    backbone_top: int = 0  # fine-tune the backbone's last N stages with the model (speech_embedding: 1-3)
     train: dict = field(default_factory=dict)  # overrides of TrainConfig for this model
     options: dict = field(default_factory=dict)  # extra model config fields (+teacher.options.dim=96)
 

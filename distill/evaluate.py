@@ -51,7 +51,7 @@ def model_size(clf: Classifier) -> dict[str, int]:
     if hasattr(c, "backbone"):
         from distill.backbones import load_backbone
 
-        bb_params, bb_macs = load_backbone(c.backbone).cost()
+        bb_params, bb_macs = load_backbone(c.backbone).cost(c.top) if c.top else load_backbone(c.backbone).cost()
         params, macs = params + bb_params, macs + bb_macs
     return {"params": params, "macs": macs}
 

@@ -149,7 +149,9 @@ def prepare(cfg: RunConfig) -> Prepared:
 
 def section_features(section: ModelSection, cfg: RunConfig) -> Features:
     """What the model of ``section`` reads: its backbone's frames, or the run's features."""
-    return BackboneConfig.of(section.backbone) if section.backbone else cfg.features
+    if section.backbone_top and not section.backbone:
+        raise ConfigError("backbone_top needs a backbone (teacher.backbone=NAME)")
+    return BackboneConfig.of(section.backbone, section.backbone_top) if section.backbone else cfg.features
 
 
 def augment_for(section: ModelSection, cfg: RunConfig) -> AugmentConfig:
@@ -157,7 +159,9 @@ def augment_for(section: ModelSection, cfg: RunConfig) -> AugmentConfig:
     computed once; masks over time would blank most of its few frames."""
     if not section.backbone:
         return cfg.augment
-    return dataclasses.replace(cfg.augment, noise_prob=0.0, shift_ms=0.0, time_masks=0)
+    # the activations entering fine-tuned stages are not bands: no masks over them either
+    freq_masks = 0 if section.backbone_top else cfg.augment.freq_masks
+    return dataclasses.replace(cfg.augment, noise_prob=0.0, shift_ms=0.0, time_masks=0, freq_masks=freq_masks)
 
 
 def new_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:

@@ -141,3 +141,27 @@ def sha256_bytes(data):
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def test_top_of_speech_embedding_is_fine_tuned(tiny_sc, tmp_path, monkeypatch):
+    bb = _available("speech_embedding")
+    if bb is None:
+        pytest.skip("speech_embedding is not installed")
+    # the torch copy of the last stage computes what the ONNX graph does
+    waves = np.random.default_rng(0).normal(0, 0.05, (2, 16000)).astype(np.float32)
+    top, shape = bb.top(1)
+    with torch.no_grad():
+        emb = top(torch.from_numpy(bb.bottom_frames(waves, 1).reshape(-1, *shape))).reshape(2, -1, bb.dim)
+    assert np.allclose(emb.numpy(), bb.frames(waves), atol=1e-4)
+    monkeypatch.setenv("KWS_DISTILL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["run", *STUDENT_RUN, "teacher=embedding", "teacher.backbone_top=1", "teacher.train.epochs=2",
+                 f"data.root={tiny_sc}", f"run.dir={out}", "kd.copies=0", "baseline=false"]) == 0
+    from distill.classifier import load_classifier
+
+    teacher, meta = load_classifier(out / "checkpoints" / "teacher")
+    assert meta["features"]["top"] == 1 and meta["features"]["dim"] == int(np.prod(shape))
+    tuned = dict(teacher.model.top.named_parameters())
+    assert any(not torch.equal(p, tuned[name]) for name, p in top.named_parameters())  # the stage trained
+    assert main(["run", *STUDENT_RUN, "teacher=embedding", "teacher.backbone_top=9", f"data.root={tiny_sc}",
+                 f"run.dir={tmp_path / 'bad'}"]) == 2

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from torch import nn
 
 from distill.audio import fit_length
+from distill.errors import KwsError
 from distill.registry import Registry
 
 
@@ -40,6 +42,7 @@ class Backbone:
     dim: int
     info: BackboneInfo
     batch: int = 64
+    stages: int = 0  # how many final stages can be fine-tuned (``teacher.backbone_top``); 0: frozen only
 
     def n_frames(self, num_samples: int) -> int:
         """Output frames for clips of ``num_samples`` (after padding to the backbone's window)."""
@@ -61,6 +64,15 @@ class Backbone:
             return np.zeros((0, self.n_frames(waves.shape[1]), self.dim), np.float32)
         out = [self._frames(waves[i : i + self.batch]) for i in range(0, len(waves), self.batch)]
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+    def bottom_frames(self, waves: np.ndarray, top: int) -> np.ndarray:
+        """``(N, T, C * H * W)``: the activations that enter the last ``top`` stages, per frame."""
+        raise KwsError(f"backbone {self.name} cannot be fine-tuned (teacher.backbone_top=0)")
+
+    def top(self, top: int) -> tuple[nn.Module, tuple[int, ...]]:
+        """The last ``top`` stages as torch layers (``(B, C, H, W)`` -> ``(B, D)``) and their input shape."""
+        raise KwsError(f"backbone {self.name} cannot be fine-tuned (teacher.backbone_top=0)")
 
 
 BACKBONES: Registry[Callable[[], Backbone]] = Registry("backbone")
