@@ -165,11 +165,10 @@ def augment_for(section: ModelSection, cfg: RunConfig) -> AugmentConfig:
 
 
 def new_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:
+    """A new model with the run's feature statistics; a backbone's are fitted on its frames in ``train_model``."""
     clf = build_classifier(section.name, section.preset, section.options, prep.splits.labels,
                            section_features(section, cfg), cfg.data.num_samples)
-    if isinstance(clf.frontend, BackboneFrontend):
-        clf.frontend.fit_stats(teacher_view(clf.frontend, prep.train, "backbone frames").feats)
-    else:
+    if not isinstance(clf.frontend, BackboneFrontend):
         clf.frontend.load_state_dict(prep.frontend.state_dict())
     return clf
 
@@ -184,6 +183,8 @@ def train_model(section: ModelSection, prep: Prepared, cfg: RunConfig, ckpt: Pat
     clf = new_classifier(section, prep, cfg)
     trainer = Trainer(clf, cfg.train_for(section), augment_for(section, cfg), cfg.seed, device, prep.noise, teacher)
     train = teacher_view(clf.frontend, rows if rows is not None else prep.train, "backbone frames")
+    if isinstance(clf.frontend, BackboneFrontend):  # only teachers sit on backbones: these are their clips' frames
+        clf.frontend.fit_stats(train.feats)
     val = teacher_view(clf.frontend, prep.val, "backbone frames")
     state = trainer.fit(train, val, ckpt=ckpt, resume=cfg.resume, description=description, on_epoch=on_epoch)
     clf.history = state.history  # type: ignore[attr-defined]
