@@ -1,7 +1,9 @@
 """Audio I/O: read any soundfile format, downmix, resample to 16 kHz, pad or crop."""
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -13,6 +15,71 @@ from distill.errors import AudioError
 
 SAMPLE_RATE = 16000
 log = logging.getLogger(__name__)
+
+
+def check_path(path: str | Path) -> Path:
+    """``path`` as a ``Path`` if it names a readable file; ``AudioError`` saying what it is otherwise (missing, a
+    folder, a symlink loop, a link to nothing)."""
+    path = Path(path).expanduser()
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except (RuntimeError, OSError) as e:  # a loop is RuntimeError up to Python 3.12, OSError(ELOOP) after
+            if isinstance(e, RuntimeError) or getattr(e, "errno", None) == errno.ELOOP:
+                raise AudioError(f"{path}: a symlink loop, not an audio file") from None
+            raise AudioError(f"{path}: a symlink to {os.readlink(path)}, which does not exist") from None
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    return path
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """The file's samples as it holds them, ``(frames, channels)`` float32, and its sample rate.
+
+    Raises:
+        AudioError: missing, a folder or link loop, unreadable, truncated (fewer samples than its header
+            declares), empty, or holding NaN/inf; the message names the file and the reason.
+    """
+    path = check_path(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            declared, sr = f.frames, f.samplerate
+            audio = f.read(dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
+        raise AudioError(f"{path}: cannot read audio ({e})") from None
+    declared = max(declared, wav_declared_frames(path) or 0)
+    if 0 < len(audio) < declared:
+        raise AudioError(f"{path}: truncated: its header declares {declared / sr:.2f} s of audio but the file "
+                         f"holds {len(audio) / sr:.2f} s (an interrupted copy or download?)")
+    if audio.size == 0:
+        raise AudioError(f"{path}: file has no samples")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: audio contains NaN or inf samples")
+    return audio, sr
+
+
+def wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk declares (libsndfile reports only those present); None for other
+    formats, and for the sizes streaming writers leave while recording (0 or 0xFFFFFFFF)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                block = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+            elif cid == b"data":
+                return size // block if block and size not in (0, 0xFFFFFFFF) else None
+            else:
+                f.seek(size + (size & 1), os.SEEK_CUR)
 
 
 def load_audio(
@@ -33,22 +100,10 @@ def load_audio(
         ``(num_samples,)`` float32 in [-1, 1].
 
     Raises:
-        AudioError: unreadable, empty, NaN/inf, or all zeros; the message names the file.
+        AudioError: see ``read_audio``; also all zeros when ``require_signal``.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    if audio.size == 0:
-        raise AudioError(f"{path}: file has no samples")
+    audio, sr = read_audio(path)
     audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: audio contains NaN or inf samples")
     if require_signal and not np.any(audio):
         raise AudioError(f"{path}: audio is all zeros (silent file)")
     if sr != sample_rate:

@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from distill.classifier import build_classifier
-from distill.config import AugmentConfig, KDConfig, TrainConfig
+from distill.config import AugmentConfig, KDConfig, TrainConfig, refuse_resolvers
 from distill.data import Item
 from distill.data.cache import ClipData, extract_features
 from distill.errors import ConfigError, check
@@ -173,7 +173,9 @@ def print_rows(rows: list[dict]) -> None:
 
 def main(argv: list[str]) -> int:
     try:
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(argv)))
+        merged = OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(argv))
+        refuse_resolvers(merged, "bench")
+        cfg = OmegaConf.to_object(merged)
     except ConfigError:
         raise
     except Exception as e:  # OmegaConf raises several types for unknown keys / bad values

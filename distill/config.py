@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -233,13 +234,15 @@ def compose(overrides: list[str], config_name: str = "run") -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_explain(e)) from None
     except ValueError as e:  # Hydra's own checks, e.g. a group given a number (`teacher=3`)
         raise ConfigError(f"bad override in {' '.join(overrides)}: {str(e).splitlines()[0]}") from None
     finally:
         GlobalHydra.instance().clear()
+    refuse_resolvers(cfg, "overrides")
+    return cfg
 
 
 def _explain(e: Exception) -> str:
@@ -262,10 +265,32 @@ def _explain(e: Exception) -> str:
     return f"bad override: {head}"
 
 
+_RESOLVER = re.compile(r"\$\{\s*[\w.\-]+\s*:")  # ${oc.env:HOME}, ${oc.decode:...}; not ${train.lr}
+
+
+def refuse_resolvers(cfg: Any, what: str) -> None:
+    """``ConfigError`` for a value that calls an OmegaConf resolver (``${oc.env:VAR}`` reads the environment, others
+    decode or build values): a config names values, and a shared config file must not read the user's
+    environment. Plain interpolation of other keys (``${train.lr}``) stays allowed."""
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str) and _RESOLVER.search(node):
+            raise ConfigError(f"{what}: {key}={node!r} calls a resolver; configs may interpolate other keys "
+                              "(${train.lr}) but not resolvers such as ${oc.env:...}: write the value itself")
+
+    walk(OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg, "")
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Check types against the schema and build the typed ``RunConfig``."""
     from omegaconf.errors import OmegaConfBaseException
 
+    refuse_resolvers(cfg, "config")
     try:
         schema = OmegaConf.structured(RunConfig)
         merged = OmegaConf.merge(schema, cfg)
@@ -307,6 +332,7 @@ def load_yaml_mapping(path: str | Path, what: str) -> DictConfig:
         raise ConfigError(f"{what} {path}: not a YAML config ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{what} {path}: not a YAML config (expected `key: value` lines, e.g. a run's config.yaml)")
+    refuse_resolvers(cfg, f"{what} {path}")
     return cfg
 
 

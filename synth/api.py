@@ -63,8 +63,11 @@ def build_config(*layers: dict[str, Any]) -> SynthConfig:
     """Merge nested dicts over the ``SynthConfig`` defaults, with type checks; ``ConfigError`` on bad input."""
     from omegaconf.errors import OmegaConfBaseException
 
+    from distill.config import refuse_resolvers
+
     try:
         merged = OmegaConf.merge(OmegaConf.structured(SynthConfig), *[OmegaConf.create(x) for x in layers])
+        refuse_resolvers(merged, "synth config")
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as e:
         raise ConfigError(_explain(e)) from None
@@ -163,10 +166,10 @@ def check_out(out: Path) -> None:
 
 def check_sources(cfg: SynthConfig) -> None:
     """Noise and room-response folders exist and hold audio (``KwsError`` naming the folder)."""
-    from synth.augment import audio_files
+    from synth.augment import audio_files, noise_files
 
     if cfg.augment.noise.dir:
-        audio_files(cfg.augment.noise.dir, "noise")
+        noise_files(cfg.augment.noise.dir)  # decoded once here: workers forked later inherit the checks
     if cfg.augment.rir.dir:
         audio_files(cfg.augment.rir.dir, "room impulse response")
 

@@ -14,9 +14,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from distill.audio import SAMPLE_RATE, load_audio, mix_at_snr
+from distill.audio import SAMPLE_RATE, load_audio, mix_at_snr, read_audio
 from distill.data import AUDIO_SUFFIXES, audio_files_under  # noqa: F401  (AUDIO_SUFFIXES: for synth's callers)
-from distill.errors import ConfigError, KwsError
+from distill.errors import AudioError, ConfigError, KwsError
 from synth.engines.base import check_range
 
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
@@ -221,6 +221,40 @@ def time_shift(audio: np.ndarray, samples: int) -> np.ndarray:
 
 
 audio_files = audio_files_under
+NOISE_CHECKS: dict[tuple[str, int, int], tuple[int, int] | str] = {}  # (path, size, mtime) -> (frames, rate) | why not
+
+
+def noise_files(folder: str | Path) -> list[tuple[Path, int, int]]:
+    """``(path, frames, rate)`` of every noise file under ``folder`` that decodes in full and is not silent.
+
+    Each file is decoded once per process (a corrupt one would otherwise fail clip by clip, later, in the middle
+    of a job); those that fail are skipped with one warning naming them, and a folder with none usable is a
+    ``KwsError``.
+    """
+    from distill.progress import info
+
+    good, bad, new = [], [], False
+    for path in audio_files(folder, "noise"):
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in NOISE_CHECKS:
+            new = True
+            try:
+                audio, rate = read_audio(path)
+                NOISE_CHECKS[key] = (len(audio), rate) if np.any(audio) else f"{path}: all zeros (silent file)"
+            except AudioError as e:
+                NOISE_CHECKS[key] = str(e)
+        checked = NOISE_CHECKS[key]
+        if isinstance(checked, str):
+            bad.append(checked)
+        else:
+            good.append((path, *checked))
+    if not good:
+        raise KwsError(f"noise folder {folder} has no usable noise file: {'; '.join(bad[:3])}")
+    if bad and new:
+        info(f"[yellow]warning: skipped {len(bad)} of {len(bad) + len(good)} noise file(s) in {folder}[/]: "
+             f"{'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+    return good
 
 
 class NoiseSource:
@@ -228,15 +262,7 @@ class NoiseSource:
 
     def __init__(self, cfg: NoiseConfig, sample_rate: int = SAMPLE_RATE) -> None:
         self.cfg, self.sr = cfg, sample_rate
-        self.files: list[tuple[Path, int, int]] = []  # (path, frames, native rate)
-        if cfg.dir:
-            for path in audio_files(cfg.dir, "noise"):
-                try:
-                    info = sf.info(str(path))
-                except Exception as e:  # soundfile raises several types for unreadable files
-                    raise KwsError(f"noise file {path} cannot be read ({e})") from None
-                if info.frames > 0:
-                    self.files.append((path, info.frames, info.samplerate))
+        self.files = noise_files(cfg.dir) if cfg.dir else []  # (path, frames, native rate)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """``(n,)`` unit-RMS noise and a name for the manifest (file stem or colour)."""
@@ -244,7 +270,10 @@ class NoiseSource:
             path, frames, sr = self.files[int(rng.integers(len(self.files)))]
             need = int(np.ceil(n * sr / self.sr)) + 16
             start = int(rng.integers(0, max(frames - need, 0) + 1))
-            x, _ = sf.read(str(path), start=start, frames=need, dtype="float32", always_2d=True)
+            try:
+                x, _ = sf.read(str(path), start=start, frames=need, dtype="float32", always_2d=True)
+            except Exception as e:  # checked when the source was made: the file changed since
+                raise KwsError(f"noise file {path} cannot be read any more ({e})") from None
             x = x.mean(axis=1)
             if sr != self.sr:
                 x = soxr.resample(x, sr, self.sr)

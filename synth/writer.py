@@ -21,7 +21,7 @@ import soxr
 
 from distill.audio import SAMPLE_RATE, save_audio
 from distill.errors import KwsError
-from synth.augment import Augmenter
+from synth.augment import NOISE_CHECKS, Augmenter
 from synth.clip import place_in_clip, trim_silence
 from synth.config import SynthConfig
 from synth.engines import ENGINES, Engine
@@ -175,9 +175,10 @@ def finished(out: Path, jobs: list[Job]) -> dict[str, dict[str, Any]]:
 _WORKER: Worker | None = None
 
 
-def _init_worker(cfg: SynthConfig, out: str) -> None:
+def _init_worker(cfg: SynthConfig, out: str, noise_checks: dict) -> None:
     from multiprocessing.util import Finalize
 
+    NOISE_CHECKS.update(noise_checks)  # the noise files were decoded once by the parent: not again per worker
     global _WORKER
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"  # one core per worker process; the pool is the parallelism
@@ -205,7 +206,7 @@ def _results(jobs: list[Job], cfg: SynthConfig, out: Path) -> Iterator[tuple[str
         return
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
-    pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, str(out)))
+    pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg, str(out), NOISE_CHECKS))
     try:
         yield from pool.imap_unordered(_work, jobs, chunksize=2)
     except BaseException:  # interrupted (Ctrl-C, or the consumer stopped): stop the workers now

@@ -481,7 +481,7 @@ def test_killed_create_resumes_where_it_stopped(keyword_dir, tmp_path, monkeypat
     assert main(["keyword", "create", *args, f"out={out}"]) == 130
     assert saves == ["teacher"] * 3 + ["student"]
     assert "resume=true" in capsys.readouterr().err
-    assert not (out / "keyword.json").exists() and (out / "checkpoints" / "student.safetensors").is_file()
+    assert not (out / "keyword.json").exists() and (out / "create-state" / "student.safetensors").is_file()
     # the unfinished state is not dropped silently, nor resumed with other settings
     assert main(["keyword", "create", *args, f"out={out}"]) == 1
     assert "did not finish" in capsys.readouterr().err
@@ -496,7 +496,7 @@ def test_killed_create_resumes_where_it_stopped(keyword_dir, tmp_path, monkeypat
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=lambda m: k + m)
     assert len(json.loads((out / "weights.json").read_text())["history"]) == 3
-    assert not (out / "checkpoints").exists()  # removed once the keyword is complete
+    assert not (out / "create-state").exists()  # removed once the keyword is complete
 
 
 def test_real_negatives_in_word_folders_say_their_word(tmp_path):

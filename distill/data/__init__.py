@@ -68,20 +68,48 @@ def hash_split(speaker: str, val_percent: float, test_percent: float) -> str:
 
 
 def audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    """The audio files directly in ``folder`` (sorted); entries named like audio that are not readable files (a
+    folder ``x.wav``, a symlink loop) are skipped with one warning that counts them."""
+    return _readable(sorted(folder.iterdir()), folder)
 
 
 def audio_files_under(root: str | Path, what: str) -> list[Path]:
-    """Every audio file under the folder ``root``, recursively (sorted); ``KwsError`` naming ``what`` when the
-    folder does not exist or holds none."""
-    from distill.errors import KwsError
+    """Every audio file under the folder ``root``, recursively (sorted), skipping what ``audio_files`` skips;
+    ``KwsError`` naming ``what`` when the folder does not exist or holds none."""
+    from distill.audio import check_path
+    from distill.errors import AudioError, KwsError
 
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise KwsError(f"{what} folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        try:
+            check_path(root)  # a loop or a dangling link says so
+        except AudioError as e:
+            if "file not found" not in str(e):
+                raise KwsError(f"{what}: {e}") from None
+        raise KwsError(f"{what} folder {root} does not exist" if not root.exists() else
+                       f"{what}={root} is a file; a folder of audio files is expected here")
+    files = _readable(sorted(root.rglob("*")), root)
     if not files:
         raise KwsError(f"{what} folder {root} has no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    return files
+
+
+def _readable(paths: list[Path], folder: Path) -> list[Path]:
+    from distill.audio import check_path
+    from distill.errors import AudioError
+    from distill.progress import info
+
+    files, skipped = [], []
+    for p in paths:
+        if p.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        try:
+            files.append(check_path(p))
+        except AudioError as e:
+            skipped.append(str(e))
+    if skipped:
+        info(f"[yellow]warning: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} in {folder} named "
+             f"like audio but not readable files: {'; '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
     return files
 
 

@@ -181,7 +181,7 @@ class CreateConfig:
     init_lr: float = 0.003  # peak learning rate when fine-tuning from init
     out: Optional[str] = None  # default keywords/NAME
     force: bool = False
-    resume: bool = False  # continue a killed create from its last epoch (OUT/checkpoints, same settings)
+    resume: bool = False  # continue a killed create from its last epoch (OUT/create-state, same settings)
     seed: int = 0
     threads: Optional[int] = None
     target_fa_per_hour: float = 0.5

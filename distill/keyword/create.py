@@ -35,8 +35,10 @@ OUTPUTS = ("model.onnx", "model.int8.onnx", "weights.safetensors", "weights.json
 
 
 def output_dir(cfg: CreateConfig) -> Path:
-    """``keywords/NAME`` or ``out``; refuses to overwrite an existing keyword without ``force=true``, and to
-    drop the state of a create that did not finish without ``resume=true`` or ``force=true``."""
+    """``keywords/NAME`` or ``out``. Create deletes and replaces only what it wrote: it refuses to overwrite a
+    keyword without ``force=true``, to drop the state of a create that did not finish without ``resume=true`` or
+    ``force=true``, and to write into a non-empty folder it does not recognise without ``force=true`` (and even
+    then never replaces a file there that has one of its output names)."""
     out = Path(cfg.out).expanduser() if cfg.out else Path("keywords") / cfg.name
     check_writable_dir(out, "out")
     if (out / STATE).is_file():
@@ -44,19 +46,29 @@ def output_dir(cfg: CreateConfig) -> Path:
             raise KwsError(f"{out} holds a create that did not finish ({out / STATE.parent}); add resume=true to "
                            "continue it or force=true to start over")
         return out
+    if (out / STATE.parent).is_dir() and any((out / STATE.parent).iterdir()):
+        raise KwsError(f"{out / STATE.parent} exists but was not written by keyword create (no {STATE.name} in it); "
+                       "move it away or choose another out=DIR")
     existing = [n for n in OUTPUTS if (out / n).exists()]
-    if existing and not cfg.force:
-        raise KwsError(f"{out} already holds a keyword ({', '.join(existing[:3])}); add force=true to replace it, "
-                       "or choose another name or out=DIR")
+    if (out / "keyword.json").is_file():
+        if not cfg.force:
+            raise KwsError(f"{out} already holds a keyword ({', '.join(existing[:3])}); add force=true to replace "
+                           "it, or choose another name or out=DIR")
+        return out
+    if existing:
+        raise KwsError(f"{out} holds {', '.join(existing[:3])} but no keyword.json: files keyword create did not "
+                       "write would be replaced; choose another out=DIR")
+    others = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if others and not cfg.force:
+        raise KwsError(f"{out} is not empty ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}) and is "
+                       "not a keyword folder; choose an empty or new out=DIR, or add force=true to write the "
+                       "keyword beside what is there (nothing of it is deleted)")
     return out
 
 
-# OUT/checkpoints holds the teacher's and student's training state, saved every epoch while create trains and
-# removed when the keyword is complete, with the settings of the create that wrote it
-STATE = Path("checkpoints") / "create.json"
-RESUME_FREE = ("force", "resume", "threads", "out")  # settings a resume may change: they do not change training
-
-
+# OUT/create-state holds the teacher's and student's training state, saved every epoch while create trains and
+# removed when the keyword is complete; its create.json (this run's settings) marks the folder as create's own
+STATE = Path("create-state") / "create.json"
 def settings(cfg: CreateConfig) -> dict[str, Any]:
     """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}`` (model options as one dict)."""
     return flat_settings(cfg, RESUME_FREE, whole=("options",))
@@ -79,7 +91,7 @@ def check_resume(cfg: CreateConfig, out: Path) -> None:
 def start_state(cfg: CreateConfig, out: Path) -> Path:
     """The checkpoint folder: the killed create's when resuming, else a new one; records this run's settings."""
     work = out / STATE.parent
-    if not cfg.resume and work.exists():
+    if not cfg.resume and (out / STATE).is_file():  # create's own folder (output_dir refused any other)
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     write_json(out / STATE, settings(cfg))
@@ -183,7 +195,7 @@ def training_data(cfg: CreateConfig, text: str):
 
 def train_models(cfg: CreateConfig, data: ds.KeywordData, window: int, out: Path):
     """Frontend statistics, the optional teacher, and the student (new, or from ``init``), each resuming from
-    its checkpoint in ``OUT/checkpoints`` when there is one; returns (student, teacher description, init
+    its checkpoint in ``OUT/create-state`` when there is one; returns (student, teacher description, init
     description)."""
     classes = labels_for(cfg.name, data.word_classes)
     if data.word_classes:

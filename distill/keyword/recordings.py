@@ -1,14 +1,14 @@
 """Enrolment recordings: read each one, check it is usable speech, and say exactly what is wrong if not."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 
-from distill.audio import SAMPLE_RATE, conversion
+from distill.audio import SAMPLE_RATE, conversion, read_audio
 from distill.errors import AudioError, KwsError
 from distill.keyword.config import RecordingCheck
 from distill.progress import info
@@ -49,18 +49,7 @@ def trim(audio: np.ndarray, top_db: float) -> np.ndarray:
 def check_recording(path: str | Path, check: RecordingCheck) -> Recording:
     """Read ``path`` and return the trimmed speech, or raise ``AudioError`` saying why it cannot be used."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    if not path.is_file():
-        raise AudioError(f"{path}: file not found")
-    try:
-        raw, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types for unreadable files
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    if raw.size == 0:
-        raise AudioError(f"{path}: file has no samples")
-    if not np.isfinite(raw).all():
-        raise AudioError(f"{path}: audio contains NaN or inf samples")
+    raw, sr = read_audio(path)
     n_clipped = max(clipped_samples(raw[:, c]) for c in range(raw.shape[1]))
     if n_clipped >= 10:
         raise AudioError(f"{path}: clipped ({n_clipped} samples at full scale); record again further from the "
@@ -117,7 +106,7 @@ def load_recordings(paths: list[str], check: RecordingCheck) -> tuple[list[Recor
         raise KwsError(f"no recordings given: use recordings=a.wav,b.wav,c.wav (at least {check.min_usable})")
     good, problems, seen = [], [], set()
     for p in paths:
-        key = Path(p).expanduser().resolve()
+        key = Path(os.path.realpath(Path(p).expanduser()))  # realpath: a link loop is reported by the check
         if key in seen:
             problems.append(f"{p}: listed more than once; counted once")
             continue
