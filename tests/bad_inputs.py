@@ -76,7 +76,8 @@ def build(root: Path) -> dict[str, Path]:
 
     at48 = soxr.resample(speech, SR, 48000)
     sf.write(paths["stereo_48k"], np.stack([at48, 0.5 * at48], axis=1), 48000)
-    long = np.concatenate([speechlike(1.2, seed=k) for k in range(500)])  # 10 minutes
+    gains = np.random.default_rng(2).uniform(0.4, 0.9, 500)
+    long = np.concatenate([g * speechlike(1.2, seed=k) for k, g in enumerate(gains)])  # 10 minutes
     sf.write(paths["ten_minutes"], long, SR)
     mp3 = root / "mp3_named_wav.mp3"
     sf.write(mp3, speech, SR, format="MP3")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -641,3 +642,47 @@ def test_teacher_on_a_pretrained_backbone_is_trained_then_distilled(keyword_dir,
     assert main(["keyword", "create", "tone4", "text=tone word", f"recordings={','.join(recs)}",
                  f"out={tmp_path / 'x'}", f"teacher=onnx:{missing}"]) == 1
     assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- out=: create deletes only what it wrote
+
+
+def test_create_refuses_a_folder_it_did_not_write_and_never_deletes_its_files(tmp_path):
+    from distill.keyword.create import output_dir, start_state
+
+    run = tmp_path / "run"  # a `distill run` folder: checkpoints/ and a report create also writes by name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "teacher.safetensors").write_bytes(b"weights")
+    (run / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(KwsError, match="not empty .* not a keyword folder"):
+        output_dir(CreateConfig(name="x", out=str(run)))
+    out = output_dir(CreateConfig(name="x", out=str(run), force=True))  # beside its files, never over them
+    work = start_state(CreateConfig(name="x", out=str(run), force=True), out)
+    assert work == run / "create-state" and (run / "checkpoints" / "teacher.safetensors").read_bytes() == b"weights"
+    (run / "report.md").write_text("the run's report")
+    shutil.rmtree(work)
+    with pytest.raises(KwsError, match="report.md but no keyword.json"):
+        output_dir(CreateConfig(name="x", out=str(run), force=True))
+    (run / "report.md").unlink()
+    (run / "create-state").mkdir()
+    (run / "create-state" / "notes.txt").write_text("someone else's")
+    with pytest.raises(KwsError, match="not written by keyword create"):
+        output_dir(CreateConfig(name="x", out=str(run), force=True))
+    assert (run / "create-state" / "notes.txt").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert output_dir(CreateConfig(name="x", out=str(empty))) == empty
+
+
+def test_a_create_over_its_own_unfinished_state_replaces_only_that(tmp_path):
+    from distill.keyword.create import output_dir, start_state
+
+    out = tmp_path / "kw"
+    start_state(CreateConfig(name="x", out=str(out)), out)
+    (out / "create-state" / "student.safetensors").write_bytes(b"old")
+    (out / "mine.txt").write_text("the user's")
+    with pytest.raises(KwsError, match="did not finish"):
+        output_dir(CreateConfig(name="x", out=str(out)))
+    cfg = CreateConfig(name="x", out=str(out), force=True)
+    start_state(cfg, output_dir(cfg))
+    assert not (out / "create-state" / "student.safetensors").exists() and (out / "mine.txt").is_file()

@@ -69,6 +69,7 @@ def output_dir(cfg: CreateConfig) -> Path:
 # OUT/create-state holds the teacher's and student's training state, saved every epoch while create trains and
 # removed when the keyword is complete; its create.json (this run's settings) marks the folder as create's own
 STATE = Path("create-state") / "create.json"
+RESUME_FREE = ("force", "resume", "threads", "out")  # settings a resume may change: they do not change training
 def settings(cfg: CreateConfig) -> dict[str, Any]:
     """Every setting but ``RESUME_FREE`` as ``{"dotted.key": value}`` (model options as one dict)."""
     return flat_settings(cfg, RESUME_FREE, whole=("options",))
