@@ -202,7 +202,7 @@ def test_a_corrupt_noise_file_is_named_and_skipped_before_any_work(corpus, tmp_p
 
 
 @pytest.mark.parametrize("argv", [["run", "seed=${oc.env:HOME}"], ["synth", "words=yes", "out=x", "seed=${oc.env:HOME}"],
-                                  ["run", "run.dir=${oc.decode:${seed}}"]])
+                                  ["bench", "out=${oc.env:HOME}"]])
 def test_configs_may_not_call_resolvers(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
