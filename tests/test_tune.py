@@ -89,6 +89,7 @@ def test_two_trial_search_writes_its_outputs(searched):
     # the teacher was trained once, by the driver, not by the trials
     assert (out / "checkpoints" / "teacher.safetensors").is_file()
     assert (out / "config.yaml").is_file() and (out / "tune.yaml").is_file() and (out / "space.yaml").is_file()
+    assert (out / ".tune-trust.json").is_file()  # signed for resume=true (tune/trust.py)
 
 
 def test_a_finished_search_folder_is_not_overwritten(searched, data, capsys):
@@ -153,8 +154,7 @@ def test_killed_trial_is_retried_and_interrupted_search_resumes(data, tmp_path):
     args = ["tune", "search=kd", "samples=2", "tune.max_concurrent=1", *TINY_RUN, *TUNE, "train.epochs=20",
             "train.batch_size=8", f"data.root={data}", f"run.dir={out}"]
     log = (tmp_path / "driver.log").open("w")
-    driver = subprocess.Popen([sys.executable, "-m", "distill.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    driver = subprocess.Popen([sys.executable, "-m", "distill.cli", *args], stdout=log, stderr=subprocess.STDOUT)
     killed = None
     deadline = time.time() + 240
     try:

@@ -13,7 +13,7 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from distill.config import RunConfig, compose, to_run_config
+from distill.config import RunConfig, compose, refuse_resolvers, to_run_config
 from distill.errors import ConfigError, check
 
 TUNE_YAML = Path(__file__).parent / "conf" / "tune.yaml"
@@ -28,6 +28,7 @@ class TuneSection:
 
     address: Optional[str] = None
     storage: Optional[str] = None
+    trust_storage: bool = False
     cpus: Optional[float] = None
     gpus: Optional[float] = None
     cpus_per_trial: float = 1.0
@@ -93,13 +94,15 @@ def compose_search(overrides: list[str]) -> DictConfig:
     schema = OmegaConf.structured(SearchConfig)
     try:
         base = OmegaConf.merge(schema, OmegaConf.load(TUNE_YAML))
-        return OmegaConf.merge(base, OmegaConf.from_dotlist([a.lstrip("+") for a in overrides]))
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist([a.lstrip("+") for a in overrides]))
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or ""
         if "not in" in str(e) or "Key '" in str(e):
             known = ", ".join([*SEARCH_KEYS, *(f"tune.{k}" for k in TuneSection.__dataclass_fields__)])
             raise ConfigError(f"unknown tune key {key!r}; known: {known}") from None
         raise ConfigError(f"bad value for {key}: {str(e).splitlines()[0]}") from None
+    refuse_resolvers(merged, "tune")
+    return merged
 
 
 def to_search_config(cfg: DictConfig) -> SearchConfig:

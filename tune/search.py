@@ -26,6 +26,7 @@ from tune.config import SearchConfig, save_search_config
 from tune.results import SearchResults, collect, write_outputs
 from tune.spaces import SearchSpace, load_space
 from tune.trainable import Shared, train_trial
+from tune.trust import check_resume, sign
 
 
 @dataclass
@@ -166,6 +167,8 @@ def _driver_work(p: Plan) -> tuple[Plan, Shared, str]:
     if p.search.metric == "val_accuracy" and len(prep.val) == 0:
         raise ConfigError("metric=val_accuracy needs a validation split: raise data.val_percent")
     p.run_dir.mkdir(parents=True, exist_ok=True)
+    if not p.search.resume:
+        sign(p.run_dir, p.experiment_path)  # what resume=true will check
     save_config(p.cfg, p.run_dir / "config.yaml")
     save_search_config(p.search, p.run_dir / "tune.yaml")
     _write_space(p)
@@ -222,15 +225,18 @@ def _slots(p: Plan) -> int:
 
 
 def _check_resume(p: Plan) -> None:
-    """``resume=true`` needs a saved search; a new search must not write into an old one's folder."""
+    """``resume=true`` needs a saved search that this user made (``tune.trust``); a new search must not write into
+    an old one's folder."""
     from ray.tune import Tuner
 
-    saved = Tuner.can_restore(p.experiment_path)
+    saved = Tuner.can_restore(p.experiment_path)  # only looks for tuner.pkl
     if p.search.resume and not saved:
         raise KwsError(f"resume=true but there is no search to resume at {p.experiment_path}")
     if not p.search.resume and saved:
         raise ConfigError(f"{p.experiment_path} already holds a search: continue it with resume=true, or pick a "
                           "new run.dir")
+    if p.search.resume:  # before Tuner.restore unpickles anything, and before any data is read
+        info(f"resume: trusted because {check_resume(p.run_dir, p.experiment_path, p.search.tune.trust_storage)}")
 
 
 def _write_space(p: Plan) -> None:
