@@ -38,7 +38,7 @@ class _Task:
     completed: float
     info: str
     visible: bool
-    start: float = field(default_factory=time.monotonic)
+    start: float = field(default_factory=lambda: time.monotonic())
     last: float = 0.0  # when a line was last printed
 
 
