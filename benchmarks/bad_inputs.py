@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -52,7 +53,9 @@ def run_captured(fn) -> tuple[str, str]:
 
 def classify(case: str, path: Path, kind: str, text: str, used: bool | None = None) -> str:
     """One cell of the table from a reader's outcome."""
-    first = " ".join(text.split())[:110]
+    lines = [ln for ln in text.splitlines() if ln.strip() and "━" not in ln]
+    said = [ln for ln in lines if path.name in ln or re.search(r"error|skip|warning|refus", ln, re.I)] or lines
+    first = " ".join(" ".join(said).split())[:160]
     if kind == "traceback":
         return f"TRACEBACK {first}"
     if kind == "error":
@@ -65,18 +68,6 @@ def classify(case: str, path: Path, kind: str, text: str, used: bool | None = No
     return "used"
 
 
-def place(path: Path, folder: Path) -> None:
-    """A copy of the case ``path`` in ``folder`` (a symlink loop is made anew there)."""
-    target = folder / path.name
-    if path.is_symlink():
-        target.symlink_to("loop_b.wav")
-        (folder / "loop_b.wav").symlink_to(path.name)
-    elif path.is_dir():
-        shutil.copytree(path, target)
-    else:
-        shutil.copy(path, target)
-
-
 def dataset_reader(case: str, path: Path, work: Path) -> str:
     from distill.data import build_splits
     from distill.config import DataConfig
@@ -84,12 +75,9 @@ def dataset_reader(case: str, path: Path, work: Path) -> str:
     from distill.features import FeatureConfig, Frontend
 
     root = work / "data"
-    rng = np.random.default_rng(0)
     for label in ("yes", "no"):
-        for k in range(3):
-            (root / label).mkdir(parents=True, exist_ok=True)
-            sf.write(root / label / f"{label}{k}.wav", bad_inputs.speechlike(1.0, seed=k) * rng.uniform(0.5, 1), SR)
-    place(path, root / "yes")
+        bad_inputs.good_clips(root / label, 3, seed=0, seconds=1.0, prefix=label)
+    bad_inputs.place(path, root / "yes")
     state: dict[str, object] = {}
 
     def read() -> None:
@@ -127,15 +115,9 @@ def cli(args: list[str]) -> tuple[str, str]:
 
 
 def matrix(cases: dict[str, Path], model: Path, work: Path) -> dict[str, dict[str, str]]:
-    good = []
-    for k in range(3):
-        good.append(work / "good" / f"good{k}.wav")
-        good[-1].parent.mkdir(parents=True, exist_ok=True)
-        sf.write(good[-1], bad_inputs.speechlike(1.2, seed=10 + k), SR)
+    good = bad_inputs.good_clips(work / "good", 3, seed=10)
     positives = work / "positives"
-    positives.mkdir(exist_ok=True)
-    for g in good:
-        shutil.copy(g, positives / g.name)
+    shutil.copytree(work / "good", positives)
     long_good = np.concatenate([bad_inputs.speechlike(1.2, seed=20 + k) for k in range(10)])
     table: dict[str, dict[str, str]] = {}
     for case, path in cases.items():
@@ -156,7 +138,7 @@ def matrix(cases: dict[str, Path], model: Path, work: Path) -> dict[str, dict[st
         if path.suffix:
             folder.mkdir()
             sf.write(folder / "long_good.wav", long_good, SR)
-            place(path, folder)
+            bad_inputs.place(path, folder)
         else:
             shutil.copytree(path, folder, symlinks=True)
         kind, text = cli(["keyword", "eval", str(model), f"positives={positives}", f"negatives={folder}",
@@ -176,9 +158,7 @@ def folder_dataset(case: str, path: Path, work: Path) -> str:
     root = work / "data"
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(path, root / "yes", symlinks=True)
-    (root / "no").mkdir()
-    for k in range(3):
-        sf.write(root / "no" / f"no{k}.wav", bad_inputs.speechlike(1.0, seed=k), SR)
+    bad_inputs.good_clips(root / "no", 3, seed=0, seconds=1.0, prefix="no")
 
     def read() -> None:
         splits = build_splits(DataConfig(name="folder", root=str(root), val_percent=0, test_percent=0))
@@ -195,11 +175,7 @@ def tiny_keyword(work: Path) -> Path:
     """A keyword made in about a minute from generated recordings (only for detect and eval to run)."""
     from distill.cli import main
 
-    recs = []
-    for k in range(3):
-        recs.append(work / "enrol" / f"rec{k}.wav")
-        recs[-1].parent.mkdir(parents=True, exist_ok=True)
-        sf.write(recs[-1], bad_inputs.speechlike(1.2, seed=30 + k), SR)
+    recs = bad_inputs.good_clips(work / "enrol", 3, seed=30, prefix="rec")
     out = work / "keyword"
     args = ["keyword", "create", "probe", "text=probe word", f"recordings={','.join(map(str, recs))}",
             f"out={out}", "threads=1", "tts.engines=espeak", "tts.n=0", "tts.words=8", "tts.phrases=0",

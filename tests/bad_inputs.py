@@ -7,6 +7,7 @@ file and the reason. ``benchmarks/bad_inputs.py`` runs the corpus through every 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -91,6 +92,29 @@ def build(root: Path) -> dict[str, Path]:
     pcm = (speech[: int(0.12 * SR)] * 32767).astype("<i2").tobytes()
     paths["overlong_header"].write_bytes(_wav_header(10 * SR) + pcm)  # declares 10 s, holds 0.12 s
     return paths
+
+
+def good_clips(folder: Path, n: int, seed: int, seconds: float = 1.2, prefix: str = "good") -> list[Path]:
+    """``n`` speech-like WAV files in ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{prefix}{k}.wav" for k in range(n)]
+    for k, path in enumerate(paths):
+        sf.write(path, speechlike(seconds, seed=seed + k), SR)
+    return paths
+
+
+def place(path: Path, folder: Path) -> Path:
+    """A copy of the case ``path`` in ``folder`` (a symlink loop is made anew there); returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if path.is_symlink():
+        target.symlink_to("loop_b.wav")
+        (folder / "loop_b.wav").symlink_to(path.name)
+    elif path.is_dir():
+        shutil.copytree(path, target)
+    else:
+        shutil.copy(path, target)
+    return target
 
 
 def folder_cases(root: Path) -> dict[str, Path]:

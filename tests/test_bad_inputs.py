@@ -71,19 +71,6 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
     return code, out.out + out.err
 
 
-def place(path: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    if path.is_symlink():
-        target.symlink_to("loop_b.wav")
-        (folder / "loop_b.wav").symlink_to(path.name)
-    elif path.is_dir():
-        shutil.copytree(path, target)
-    else:
-        shutil.copy(path, target)
-    return target
-
-
 @pytest.mark.parametrize("case", REFUSED + USED)
 def test_dataset_reader_skips_with_a_count_or_uses(case, corpus, tmp_path, capsys):
     from distill.config import DataConfig
@@ -92,10 +79,8 @@ def test_dataset_reader_skips_with_a_count_or_uses(case, corpus, tmp_path, capsy
     from distill.features import FeatureConfig, Frontend
 
     for label in ("yes", "no"):
-        for k in range(2):
-            (tmp_path / label).mkdir(exist_ok=True)
-            sf.write(tmp_path / label / f"{label}{k}.wav", bad_inputs.speechlike(1.0, seed=k), SR)
-    target = place(corpus[case], tmp_path / "yes")
+        bad_inputs.good_clips(tmp_path / label, 2, seed=0, seconds=1.0, prefix=label)
+    target = bad_inputs.place(corpus[case], tmp_path / "yes")
     splits = build_splits(DataConfig(name="folder", root=str(tmp_path), val_percent=0, test_percent=0))
     clips = load_clips(splits.train, splits.labels, SR, Frontend(FeatureConfig()), use_disk_cache=False)
     said = capsys.readouterr().err
@@ -125,10 +110,7 @@ def test_recordings_name_each_refused_file_and_why(case, corpus, tmp_path):
     from distill.keyword.config import RecordingCheck
     from distill.keyword.recordings import load_recordings
 
-    good = []
-    for k in range(3):
-        good.append(str(tmp_path / f"good{k}.wav"))
-        sf.write(good[-1], bad_inputs.speechlike(1.2, seed=10 + k), SR)
+    good = [str(p) for p in bad_inputs.good_clips(tmp_path, 3, seed=10)]
     kept, problems = load_recordings([str(corpus[case]), *good], RecordingCheck())
     if case in USED and case != "ten_minutes":  # ten minutes is too long to be a recording of a phrase
         assert len(kept) == 4 and not problems
@@ -149,13 +131,11 @@ def test_detect_refuses_with_the_reason_or_runs(case, corpus, model_dir, capsys)
 @pytest.mark.parametrize("case", REFUSED + ["stereo_48k", "mp3_named_wav"])
 def test_eval_counts_each_skipped_negative(case, corpus, model_dir, tmp_path, capsys):
     positives = tmp_path / "positives"
-    positives.mkdir()
-    for k in range(2):
-        sf.write(positives / f"p{k}.wav", bad_inputs.speechlike(1.2, seed=k), SR)
+    bad_inputs.good_clips(positives, 2, seed=0)
     negatives = tmp_path / "negatives"
     negatives.mkdir()
     sf.write(negatives / "long.wav", np.concatenate([bad_inputs.speechlike(1.2, seed=k) for k in range(8)]), SR)
-    target = place(corpus[case], negatives)
+    target = bad_inputs.place(corpus[case], negatives)
     code, said = run_cli(["keyword", "eval", str(model_dir), f"positives={positives}", f"negatives={negatives}",
                           f"out={tmp_path / 'eval'}"], capsys)
     assert code == 0, said

@@ -16,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -115,11 +114,7 @@ def test_synth_killed_mid_dataset_resumes_byte_identical(tmp_path, env):
 
 
 def test_keyword_create_killed_mid_training_resumes_bit_identical(tmp_path, env):
-    recs = []
-    for k in range(3):
-        recs.append(tmp_path / "enrol" / f"rec{k}.wav")
-        recs[-1].parent.mkdir(exist_ok=True)
-        sf.write(recs[-1], bad_inputs.speechlike(1.2, seed=40 + k), bad_inputs.SR)
+    recs = bad_inputs.good_clips(tmp_path / "enrol", 3, seed=40, prefix="rec")
     args = ["keyword", "create", "probe", "text=probe word", f"recordings={','.join(map(str, recs))}", "threads=1",
             "tts.engines=", "data.per_recording=20", "data.fragments_per_recording=4", "data.heldout_per_recording=2",
             "data.noise_clips=20", "train.epochs=4", "train.batch_size=32", "model.options.width=0.25",
