@@ -174,5 +174,10 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     p_noise = float(np.mean(noise.astype(np.float64) ** 2))
     if p_clean <= 0.0 or p_noise <= 0.0:
         return clean
-    gain = np.sqrt(p_clean / (p_noise * 10.0 ** (snr_db / 10.0)))
-    return (clean + gain * noise).astype(np.float32)
+    return (clean + snr_gain(p_clean, p_noise, snr_db) * noise).astype(np.float32)
+
+
+def snr_gain(p_signal, p_noise, snr_db):
+    """The gain that puts noise of power ``p_noise`` at ``snr_db`` below a signal of power ``p_signal``: the one SNR
+    formula (floats, numpy arrays or torch tensors, elementwise)."""
+    return (p_signal / (p_noise * 10.0 ** (snr_db / 10.0))) ** 0.5

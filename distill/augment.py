@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.audio import load_many
+from distill.audio import load_many, snr_gain
+from distill.data import audio_files_under
 from distill.errors import KwsError
 
 
@@ -84,11 +85,7 @@ class NoiseBank:
 
     @classmethod
     def from_folder(cls, folder: str | Path, sample_rate: int = 16000) -> "NoiseBank":
-        folder = Path(folder)
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
-        if not files:
-            raise KwsError(f"noise folder {folder} has no audio files (.wav/.flac/.ogg/.mp3)")
-        clips, _ = load_many(files, sample_rate)
+        clips, _ = load_many(audio_files_under(folder, "noise"), sample_rate)
         if not clips:
             raise KwsError(f"no readable noise files in {folder}")
         # Each file at unit RMS so loud recordings do not dominate; SNR scaling happens per mix.
@@ -115,8 +112,7 @@ class NoiseBank:
         snr = snr_min + (snr_max - snr_min) * torch.rand(b, generator=gen).to(wave.device)
         p_sig = wave.pow(2).mean(dim=1).clamp_min(1e-10)
         p_noise = noise.pow(2).mean(dim=1).clamp_min(1e-10)
-        gain = torch.sqrt(p_sig / (p_noise * 10 ** (snr / 10)))
-        return wave + gain[:, None] * noise
+        return wave + snr_gain(p_sig, p_noise, snr)[:, None] * noise
 
 
 def colored_noise(seconds: float, gen: torch.Generator, sample_rate: int = 16000) -> torch.Tensor:

@@ -43,7 +43,6 @@ class TrainConfig:
     mixup: float = 0.0
     zero_gamma: bool = True
     bf16: bool = False
-    workers: int = 0
 
     def __post_init__(self) -> None:
         check_finite(self, "train")
@@ -333,6 +332,9 @@ def load_yaml_mapping(path: str | Path, what: str) -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{what} {path}: not a YAML config (expected `key: value` lines, e.g. a run's config.yaml)")
     refuse_resolvers(cfg, f"{what} {path}")
+    for section in (cfg, cfg.get("teacher"), cfg.get("student")):  # retired keys of older saved configs
+        if isinstance(section, DictConfig) and isinstance(section.get("train"), DictConfig):
+            section.train.pop("workers", None)
     return cfg
 
 
@@ -343,10 +345,6 @@ def save_config(cfg: RunConfig, path: Path) -> None:
 def config_from_yaml(path: Path) -> RunConfig:
     """Load a ``config.yaml`` written by ``save_config`` (e.g. a run's resolved config)."""
     return to_run_config(load_yaml_mapping(path, "config"))
-
-
-def as_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
 
 
 def flat_settings(obj: Any, skip: tuple[str, ...] = (), whole: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -193,12 +193,6 @@ def band_limit(audio: np.ndarray, low_hz: float, high_hz: float, sr: int = SAMPL
     return filter_response(audio, band_gain(low_hz, high_hz), sr)
 
 
-def equalize(audio: np.ndarray, centres_hz: Sequence[float], gains_db: Sequence[float], tilt_db: float,
-             sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Apply ``eq_gain``: a microphone-like smooth colouration."""
-    return filter_response(audio, eq_gain(centres_hz, gains_db, tilt_db), sr)
-
-
 def set_peak(audio: np.ndarray, dbfs: float) -> np.ndarray:
     """Scale so the absolute peak is ``dbfs`` (silent audio is returned unchanged)."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0

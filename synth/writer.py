@@ -12,7 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -254,6 +254,3 @@ def write_dataset(jobs: list[Job], cfg: SynthConfig, out: Path) -> dict[str, Any
     return {"made": made, "skipped": len(jobs) - len(todo), "failed": len(errors), "errors": errors[:20],
             "seconds": round(seconds, 2), "utt_per_s": round(len(todo) / seconds, 2) if todo else None}
 
-
-def job_dict(job: Job) -> dict[str, Any]:
-    return asdict(job)

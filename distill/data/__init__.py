@@ -40,9 +40,6 @@ class Splits:
     def split(self, name: str) -> list[Item]:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
-    def counts(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
-
 
 # builder(DataConfig) -> Splits
 DATASETS: Registry[Callable[..., Splits]] = Registry("dataset")

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from distill.audio import SAMPLE_RATE, load_audio
+from distill.audio import SAMPLE_RATE, load_audio, snr_gain
 from distill.errors import AudioError, KwsError
 from distill.keyword.config import CreateConfig
 from distill.keyword.recordings import Recording
@@ -300,8 +300,7 @@ def mix_speech(clips: list[np.ndarray], speech: list[np.ndarray], share: float, 
         p_clip, p_bg = float(np.mean(clip**2)), float(np.mean(bg**2))
         if p_clip <= 0 or p_bg <= 0:
             continue
-        gain = np.sqrt(p_clip / (p_bg * 10 ** (rng.uniform(*snr_db) / 10)))
-        clips[i] = np.clip(clip + gain * bg, -1, 1)
+        clips[i] = np.clip(clip + snr_gain(p_clip, p_bg, rng.uniform(*snr_db)) * bg, -1, 1)
     return int(picked.size)
 
 
