@@ -38,7 +38,7 @@ def spec_augment(feats: torch.Tensor, gen: torch.Generator, freq_masks: int = 2,
     return torch.where(keep.to(feats.device), feats, torch.full_like(feats, fill))
 
 
-def time_shift(feats: torch.Tensor, gen: torch.Generator, max_frames: int, fill: float = 0.0) -> torch.Tensor:
+def shift_frames(feats: torch.Tensor, gen: torch.Generator, max_frames: int, fill: float = 0.0) -> torch.Tensor:
     """Shift each example by a random whole number of frames in ``[-max_frames, max_frames]``.
 
     Shifting cached features by frames equals shifting the audio by multiples of the hop, so the STFT of

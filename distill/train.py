@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.augment import NoiseBank, mixup, spec_augment, time_shift
+from distill.augment import NoiseBank, mixup, spec_augment, shift_frames
 from distill.checkpoint import exists as checkpoint_exists
 from distill.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
 from distill.classifier import Classifier
@@ -126,7 +126,7 @@ class Trainer:
                     feats[hit] = self.clf.frontend.extract(noisy.to(self.device)).cpu()
         x = self.clf.frontend.normalize(feats.to(self.device))
         hop_ms = self.clf.frontend.config.hop_ms
-        x = time_shift(x, gen, int(self.aug.shift_ms // hop_ms))
+        x = shift_frames(x, gen, int(self.aug.shift_ms // hop_ms))
         return spec_augment(x, gen, self.aug.freq_masks, self.aug.freq_width, self.aug.time_masks, self.aug.time_width)
 
     def _step(self, data: ClipData, idx: torch.Tensor, gen: torch.Generator) -> tuple[float, int]:

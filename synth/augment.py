@@ -59,7 +59,10 @@ class RirConfig:
 
 
 @dataclass
-class AugmentConfig:
+class WaveAugmentConfig:
+    """Waveform augmentation of synthesized clips and recordings (`augment.*` of `distill synth`); the training
+    augmentation of `distill run` is `distill.config.AugmentConfig`."""
+
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     rir: RirConfig = field(default_factory=RirConfig)
     telephone_p: float = 0.08  # 300-3400 Hz telephone band
@@ -307,11 +310,11 @@ class RirSource:
 class Augmenter:
     """The augmentation chain; build once (it indexes noise and room folders), call per clip.
 
-    >>> aug = Augmenter(AugmentConfig())
+    >>> aug = Augmenter(WaveAugmentConfig())
     >>> out, params = aug(clip, np.random.default_rng(seed))   # doctest: +SKIP
     """
 
-    def __init__(self, cfg: AugmentConfig, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(self, cfg: WaveAugmentConfig, sample_rate: int = SAMPLE_RATE) -> None:
         self.cfg, self.sr = cfg, sample_rate
         self.noise = NoiseSource(cfg.noise, sample_rate)
         self.rooms = RirSource(cfg.rir, sample_rate)

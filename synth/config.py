@@ -8,7 +8,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from distill.errors import ConfigError, KwsError, check
-from synth.augment import AugmentConfig
+from synth.augment import WaveAugmentConfig
 from synth.engines import ENGINES
 from synth.engines.coqui import CoquiOptions
 from synth.engines.espeak import EspeakOptions
@@ -38,7 +38,7 @@ class SynthConfig:
     variants: bool = True  # case/punctuation variants of the text ("Hey, Nova!")
     progress: bool = True
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: WaveAugmentConfig = field(default_factory=WaveAugmentConfig)
     piper: PiperOptions = field(default_factory=PiperOptions)
     espeak: EspeakOptions = field(default_factory=EspeakOptions)
     flite: FliteOptions = field(default_factory=FliteOptions)

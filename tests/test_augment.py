@@ -1,6 +1,6 @@
 import torch
 
-from distill.augment import NoiseBank, mixup, spec_augment, time_shift
+from distill.augment import NoiseBank, mixup, spec_augment, shift_frames
 
 
 def g(seed=0):
@@ -22,7 +22,7 @@ def test_spec_augment_masks_bands_and_is_seeded():
 def test_time_shift_moves_content():
     x = torch.zeros(1, 2, 20)
     x[0, :, 10] = 1
-    y = time_shift(x, g(3), 5)
+    y = shift_frames(x, g(3), 5)
     pos = int(y[0, 0].argmax())
     assert y.sum() == 2 and abs(pos - 10) <= 5
 

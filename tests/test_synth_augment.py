@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from distill.errors import ConfigError, KwsError
-from synth.augment import (AugmentConfig, Augmenter, NoiseConfig, RirConfig, RirSource, apply_rir, band_limit,
+from synth.augment import (Augmenter, NoiseConfig, RirConfig, RirSource, WaveAugmentConfig, apply_rir, band_limit,
                            coloured_noise, synthetic_rir, time_shift)
 from synth.clip import place_in_clip, trim_silence
 from synth.negatives import confusable_words, edit_distance, phoneme_symbols, unknown_pool
@@ -49,7 +49,7 @@ def noise_dir(tmp_path):
 
 
 def test_augment_chain_is_seeded_and_keeps_length(noise_dir):
-    cfg = AugmentConfig(noise=NoiseConfig(dir=str(noise_dir), p=1.0), rir=RirConfig(p=1.0), telephone_p=0.5,
+    cfg = WaveAugmentConfig(noise=NoiseConfig(dir=str(noise_dir), p=1.0), rir=RirConfig(p=1.0), telephone_p=0.5,
                         lowpass_p=0.5, eq_p=1.0, shift_p=1.0)
     aug = Augmenter(cfg)
     clip = np.pad(vowel(), (4000, 4000))
@@ -65,7 +65,7 @@ def test_augment_chain_is_seeded_and_keeps_length(noise_dir):
 
 
 def test_noise_is_added_at_the_requested_snr():
-    aug = Augmenter(AugmentConfig(noise=NoiseConfig(p=1.0, snr_db=[10.0, 10.0]), rir=RirConfig(p=0.0),
+    aug = Augmenter(WaveAugmentConfig(noise=NoiseConfig(p=1.0, snr_db=[10.0, 10.0]), rir=RirConfig(p=0.0),
                                   telephone_p=0, lowpass_p=0, eq_p=0, gain_p=0))
     clip = np.pad(vowel(), (4000, 4000))
     out, params = aug(clip, np.random.default_rng(0))

@@ -132,10 +132,10 @@ def test_cli_parses_and_validates(tmp_path, capsys):
 
 
 def test_user_recordings_go_through_the_same_chain(tmp_path):
-    from synth.augment import AugmentConfig, Augmenter
+    from synth.augment import Augmenter, WaveAugmentConfig
 
     rec = np.sin(np.arange(16000) * 0.07).astype(np.float32) * np.hanning(16000).astype(np.float32)
-    aug = Augmenter(AugmentConfig(shift_p=1.0))
+    aug = Augmenter(WaveAugmentConfig(shift_p=1.0))
     out, params = aug(rec, np.random.default_rng(0))
     assert out.shape == rec.shape and "shift" in params
 

@@ -68,9 +68,9 @@ def window_samples(recordings: list[Recording], window_s: float | None) -> int:
 
 
 def make_augmenter(noise_dir: str | None):
-    from synth.augment import AugmentConfig, Augmenter, NoiseConfig
+    from synth.augment import Augmenter, NoiseConfig, WaveAugmentConfig
 
-    return Augmenter(AugmentConfig(noise=NoiseConfig(dir=noise_dir)))
+    return Augmenter(WaveAugmentConfig(noise=NoiseConfig(dir=noise_dir)))
 
 
 def respeak(speech: np.ndarray, window: int, rng: np.random.Generator, cfg: CreateConfig, augmenter
