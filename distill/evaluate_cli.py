@@ -20,7 +20,7 @@ from distill.pipeline import write_outputs
 
 
 @dataclass
-class EvalConfig:
+class RunEvalConfig:
     data: DataConfig = field(default_factory=DataConfig)
     split: str = "all"
     device: str = "auto"
@@ -48,7 +48,7 @@ def find_checkpoints(path: Path) -> dict[str, Path]:
 
 def run_eval(path: str, overrides: list[str]) -> dict[str, Any]:
     try:
-        cfg: EvalConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EvalConfig),
+        cfg: RunEvalConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunEvalConfig),
                                                               compose(overrides, "eval")))
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None)

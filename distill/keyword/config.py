@@ -130,7 +130,7 @@ class DataSection:
 
 
 @dataclass
-class ModelSection:
+class StudentSection:
     name: str = "tcresnet"
     preset: Optional[str] = "tc-resnet8"
     options: dict = field(default_factory=dict)
@@ -190,7 +190,7 @@ class CreateConfig:
     data: DataSection = field(default_factory=DataSection)
     # floor_db: digital silence (a muted or gated microphone, zero padding) otherwise scores as no keyword at all
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig(floor_db=-70.0))
-    model: ModelSection = field(default_factory=ModelSection)
+    model: StudentSection = field(default_factory=StudentSection)
     teacher_model: TeacherSection = field(default_factory=TeacherSection)
     # no label smoothing: it caps every confident score at the same value, and the threshold for a low
     # false-accept rate lives exactly there, among the most confident windows
