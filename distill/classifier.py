@@ -67,6 +67,22 @@ class Classifier(nn.Module):
         save_checkpoint(stem, self.state_dict(), {**self.meta(), **(extra or {})})
 
 
+def new_classifier(name: str, preset: str | None, options: dict[str, Any], labels: list[str], features: Features,
+                   num_samples: int, stats: nn.Module | None = None) -> Classifier:
+    """A new model whose frontend carries the feature statistics of ``stats`` (a frontend of the same kind; a
+    backbone's statistics are fitted on its frames when ``stats`` is None); a bad model option is a
+    ``ConfigError``."""
+    from distill.errors import ConfigError
+
+    try:
+        clf = build_classifier(name, preset, dict(options), labels, features, num_samples)
+    except TypeError as e:
+        raise ConfigError(f"bad model option ({e})") from None
+    if stats is not None:
+        clf.frontend.load_state_dict(stats.state_dict())
+    return clf
+
+
 def build_classifier(name: str, preset: str | None, options: dict[str, Any], labels: list[str],
                      features: Features, num_samples: int) -> Classifier:
     frontend = make_frontend(features)

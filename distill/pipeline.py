@@ -15,7 +15,7 @@ import torch
 from distill import checkpoint
 from distill.augment import NoiseBank, colored_noise
 from distill.backbones.frontend import BackboneConfig, BackboneFrontend
-from distill.classifier import Classifier, Features, build_classifier, load_classifier
+from distill.classifier import Classifier, Features, load_classifier, new_classifier
 from distill.config import (AugmentConfig, ModelSection, RunConfig, config_from_yaml, flat_settings, save_config,
                             settings_changes)
 from distill.data import Splits, build_splits
@@ -26,7 +26,7 @@ from distill.export import export_audio_model
 from distill.features import Frontend
 from distill.progress import info
 from distill.report import plot_confusion, plot_history, write_report
-from distill.train import Teacher, Trainer, predict
+from distill.train import Teacher, Trainer, teacher_of
 from distill.transfer import teacher_view, unlabeled_set, with_copies
 
 ROLES = ("teacher", "student", "baseline")
@@ -164,13 +164,11 @@ def augment_for(section: ModelSection, cfg: RunConfig) -> AugmentConfig:
     return dataclasses.replace(cfg.augment, noise_prob=0.0, shift_ms=0.0, time_masks=0, freq_masks=freq_masks)
 
 
-def new_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:
+def section_classifier(section: ModelSection, prep: Prepared, cfg: RunConfig) -> Classifier:
     """A new model with the run's feature statistics; a backbone's are fitted on its frames in ``train_model``."""
-    clf = build_classifier(section.name, section.preset, section.options, prep.splits.labels,
-                           section_features(section, cfg), cfg.data.num_samples)
-    if not isinstance(clf.frontend, BackboneFrontend):
-        clf.frontend.load_state_dict(prep.frontend.state_dict())
-    return clf
+    return new_classifier(section.name, section.preset, section.options, prep.splits.labels,
+                          section_features(section, cfg), cfg.data.num_samples,
+                          None if section.backbone else prep.frontend)
 
 
 def train_model(section: ModelSection, prep: Prepared, cfg: RunConfig, ckpt: Path | None,
@@ -180,7 +178,7 @@ def train_model(section: ModelSection, prep: Prepared, cfg: RunConfig, ckpt: Pat
     clips (the KD student's transfer set)."""
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)  # same init for the KD student and its baseline
-    clf = new_classifier(section, prep, cfg)
+    clf = section_classifier(section, prep, cfg)
     trainer = Trainer(clf, cfg.train_for(section), augment_for(section, cfg), cfg.seed, device, prep.noise, teacher)
     train = teacher_view(clf.frontend, rows if rows is not None else prep.train, "backbone frames")
     if isinstance(clf.frontend, BackboneFrontend):  # only teachers sit on backbones: these are their clips' frames
@@ -204,14 +202,10 @@ def load_teacher(path: str, prep: Prepared, cfg: RunConfig) -> Classifier:
 
 
 def teacher_targets(teacher: Classifier, prep: Prepared, cfg: RunConfig) -> Teacher:
-    if cfg.kd.mode == "online":
-        if not isinstance(teacher.frontend, BackboneFrontend):
-            return Teacher(cfg.kd, model=teacher)
-        info("[yellow]kd.mode=online: the teacher reads a backbone's frames, not the student's features; "
-             "using its offline logits on every clip and copy")
-    # Offline KD: one pass over every version of every clip; every student epoch reuses these logits.
+    # offline KD: one pass over every version of every clip; every student epoch reuses these logits (a teacher on
+    # a backbone is always offline: preflight refuses kd.mode=online for it)
     rows = teacher_view(teacher.frontend, prep.student_rows, "backbone frames")
-    return Teacher(cfg.kd, logits=predict(teacher.to(select_device(cfg.device)), rows))
+    return teacher_of(teacher.to(select_device(cfg.device)), cfg.kd, rows)
 
 
 def train_stage(role: str, run_dir: Path, cfg: RunConfig, build) -> Classifier:

@@ -25,7 +25,7 @@ from distill.config import AugmentConfig, KDConfig, TrainConfig
 from distill.data.cache import ClipData
 from distill.errors import KwsError
 from distill.kd import kd_loss, soft_cross_entropy
-from distill.progress import progress
+from distill.progress import info, progress
 
 
 @dataclass
@@ -35,6 +35,16 @@ class Teacher:
     kd: KDConfig
     logits: Optional[torch.Tensor] = None
     model: Optional[Classifier] = None
+
+
+def teacher_of(model: Classifier, kd: KDConfig, rows: "ClipData", offline_because: str | None = None) -> Teacher:
+    """The teacher a student learns from: the model itself, run per batch, for ``kd.mode=online`` (unless
+    ``offline_because`` says why it cannot be, which is then said); else its logits on ``rows``, computed once."""
+    if kd.mode == "online" and offline_because is None:
+        return Teacher(kd, model=model)
+    if kd.mode == "online":
+        info(f"[yellow]kd.mode=online: {offline_because}; using its offline logits")
+    return Teacher(kd, logits=predict(model, rows))
 
 
 @dataclass

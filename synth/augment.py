@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from distill.audio import SAMPLE_RATE, load_audio, mix_at_snr, read_audio
-from distill.data import AUDIO_SUFFIXES, audio_files_under  # noqa: F401  (AUDIO_SUFFIXES: for synth's callers)
+from distill.data import audio_files_under
 from distill.errors import AudioError, ConfigError, KwsError
 from synth.engines.base import check_range
 

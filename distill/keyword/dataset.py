@@ -120,7 +120,8 @@ def noise_clips(count: int, window: int, seed: int, noise_dir: str | None) -> li
 
 
 def negative_files(path: str) -> list[Path]:
-    from synth.augment import AUDIO_SUFFIXES, audio_files
+    from distill.data import AUDIO_SUFFIXES
+    from synth.augment import audio_files
 
     p = Path(path).expanduser()
     if p.is_file():

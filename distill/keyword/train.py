@@ -36,16 +36,16 @@ from distill.audio import fit_length
 from distill.augment import NoiseBank
 from distill.backbones import is_backbone
 from distill.backbones.frontend import BackboneConfig, BackboneFrontend
-from distill.classifier import Classifier, build_classifier, load_classifier
+from distill.classifier import Classifier, build_classifier, load_classifier, new_classifier
 from distill.config import AugmentConfig, TrainConfig
 from distill.data import Item
 from distill.data.cache import ClipData, extract_features
-from distill.errors import ConfigError, KwsError
+from distill.errors import KwsError
 from distill.features import FeatureConfig, Frontend
 from distill.keyword.config import CreateConfig
 from distill.keyword.model import LABELS_OTHER
 from distill.progress import info
-from distill.train import Teacher, Trainer, predict
+from distill.train import Teacher, Trainer, teacher_of
 from distill.transfer import teacher_view
 
 
@@ -85,16 +85,6 @@ def fit(clf: Classifier, data: ClipData, val: ClipData | None, cfg: CreateConfig
     return clf.eval()
 
 
-def new_classifier(section_name: str, preset: str | None, options: dict, classes: list[str], window: int,
-                   frontend: Frontend) -> Classifier:
-    try:
-        clf = build_classifier(section_name, preset, dict(options), classes, frontend.config, window)
-    except TypeError as e:
-        raise ConfigError(f"bad model option ({e})") from None
-    clf.frontend.load_state_dict(frontend.state_dict())
-    return clf
-
-
 def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, window: int, frontend: Frontend,
                   teacher: Teacher | None, classes: list[str], init: Classifier | None = None,
                   ckpt: Path | None = None) -> Classifier:
@@ -103,7 +93,8 @@ def train_student(cfg: CreateConfig, data: ClipData, val: ClipData | None, windo
     torch.manual_seed(cfg.seed)
     what = "student" + (f" (KD, T={teacher.kd.temperature:g}, a={teacher.kd.alpha:g})" if teacher else "")
     if init is None:
-        clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, window, frontend)
+        clf = new_classifier(cfg.model.name, cfg.model.preset, cfg.model.options, classes, frontend.config, window,
+                             frontend)
         return fit(clf, data, val, cfg, cfg.train, teacher, what, ckpt)
     # no zero-gamma: it would erase the pretrained residual branches
     train = dataclasses.replace(cfg.train, lr=cfg.init_lr, zero_gamma=False)
@@ -183,12 +174,11 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     if is_backbone(cfg.teacher):
         return backbone_teacher(cfg, data, val_waves, val_labels, window, frontend, classes, epochs, ckpt)
     if cfg.teacher == "auto":
-        clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, classes, window, frontend)
+        clf = new_classifier(cfg.teacher_model.model, cfg.teacher_model.preset, {}, classes, frontend.config, window,
+                             frontend)
         val = clip_data(val_waves, val_labels, frontend) if len(val_labels) else None
         fit(clf, data, val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None, "teacher (same data)", ckpt)
-        if cfg.kd.mode == "online":
-            return Teacher(cfg.kd, model=clf), describe(clf, "auto")
-        return Teacher(cfg.kd, logits=predict(clf, data)), describe(clf, "auto")
+        return teacher_of(clf, cfg.kd, data), describe(clf, "auto")
     path = resolve_checkpoint(str(cfg.teacher), "teacher", TEACHER_ORDER)
     clf, kept, _ = transfer(path, classes)  # every layer but the class layer
     n = clf.num_samples
@@ -201,11 +191,9 @@ def make_teacher(cfg: CreateConfig, waves: np.ndarray, labels: np.ndarray, data:
     # no zero-gamma: it would erase the pretrained residual branches
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=cfg.teacher_model.finetune_lr, zero_gamma=False)
     fit(clf, t_data, t_val, cfg, train, None, f"teacher (fine-tuning {Path(path).name})", ckpt)
-    if cfg.kd.mode == "online":
-        info("[yellow]kd.mode=online needs the student's features; using offline teacher logits")
     info_ = describe(clf, str(path))
     info_["reused_tensors"] = len(kept)
-    return Teacher(cfg.kd, logits=predict(clf, t_data)), info_
+    return teacher_of(clf, cfg.kd, t_data, "a fine-tuned teacher reads its own features"), info_
 
 
 def backbone_teacher(cfg: CreateConfig, data: ClipData, val_waves: np.ndarray, val_labels: np.ndarray, window: int,
@@ -216,13 +204,13 @@ def backbone_teacher(cfg: CreateConfig, data: ClipData, val_waves: np.ndarray, v
     fe = BackboneFrontend(BackboneConfig.of(str(cfg.teacher)))
     t_data = teacher_view(fe, data, "backbone frames")
     fe.fit_stats(t_data.feats)
-    clf = build_classifier(cfg.teacher_model.head, None, {}, classes, fe.config, window)
-    clf.frontend.load_state_dict(fe.state_dict())
+    clf = new_classifier(cfg.teacher_model.head, None, {}, classes, fe.config, window, fe)
     t_val = teacher_view(fe, clip_data(val_waves, val_labels, frontend), "backbone frames") if len(val_labels) else None
     aug = dataclasses.replace(augment_config(cfg), noise_prob=0.0, shift_ms=0.0, time_masks=0)
     fit(clf, t_data, t_val, cfg, dataclasses.replace(cfg.train, epochs=epochs), None,
         f"teacher ({cfg.teacher_model.head} on {cfg.teacher})", ckpt, aug)
-    return Teacher(cfg.kd, logits=predict(clf, t_data)), describe(clf, str(cfg.teacher))
+    return teacher_of(clf, cfg.kd, t_data, "a head on backbone frames reads no student features"), \
+        describe(clf, str(cfg.teacher))
 
 
 def describe(clf: Classifier, source: str) -> dict:
