@@ -127,7 +127,7 @@ def matrix(cases: dict[str, Path], model: Path, work: Path) -> dict[str, dict[st
         row["recordings"] = recordings_reader(case, path, good) if path.suffix else "-"
         if path.suffix:
             kind, text = cli(["keyword", "detect", str(model), str(path)])
-            row["detect"] = classify(case, path, kind, text)
+            row["detect"] = classify(case, path, kind, text, ("event(s)" in text) if kind == "ok" else None)
             kind, text = cli(["keyword", "eval", str(model), f"positives={positives}", f"negatives={path}",
                               f"out={work / 'eval'}"])
             row["eval file"] = classify(case, path, kind, text)
@@ -167,7 +167,8 @@ def folder_dataset(case: str, path: Path, work: Path) -> str:
     kind, text = run_captured(read)
     shutil.rmtree(root, ignore_errors=True)
     if kind == "ok":
-        return "SILENT (read as a dataset without its label)" if "yes" not in text else f"counted: {text[:110]}"
+        said = " ".join(ln for ln in text.splitlines() if "skipped" in ln)
+        return f"skipped, counted: {said[:160]}" if said else "SILENT (read as a dataset without its label)"
     return classify(case, path, kind, text)
 
 
@@ -187,10 +188,24 @@ def tiny_keyword(work: Path) -> Path:
     return out
 
 
+REASONS = ("cannot read audio", "NaN", "all zeros", "digital silence", "silent", "is a folder", "symlink loop",
+           "truncated", "file not found", "does not exist", "has no audio files", "no readable audio",
+           "less than one window", "s of speech after trimming", "channels mixed", "need at least two label",
+           "shorter than")
+
+
+def short(cell: str) -> str:
+    """A cell in a few words: the outcome and the reason it gives."""
+    kind = cell.split(":", 1)[0]
+    reason = next((r for r in REASONS if r in cell), "")
+    return f"{kind} ({reason})" if reason and kind not in ("used", "-") else kind
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="a keyword folder (default: create a tiny one)")
     ap.add_argument("--json", help="also write the table as JSON here")
+    ap.add_argument("--full", action="store_true", help="whole messages in the cells, not the outcome and reason")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kws-bad-"))
     try:
@@ -203,7 +218,8 @@ def main() -> None:
     print("| input | " + " | ".join(READERS) + " |")
     print("|---|" + "---|" * len(READERS))
     for case, row in table.items():
-        print(f"| {case} | " + " | ".join(row[r].replace("|", "/") for r in READERS) + " |")
+        cells = (row[r] if args.full else short(row[r]) for r in READERS)
+        print(f"| {case} | " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
 

@@ -45,25 +45,31 @@ def detect(argv: list[str]) -> int:
 
     from distill.audio import conversion, load_audio
     from distill.keyword.config import DetectConfig, parse_args
-    from distill.keyword.detector import detect_file
+    from distill.keyword.detector import Detector, feed
 
     cfg = parse_args(DetectConfig, argv, ["model_dir", "audio"], "detect")
     if not cfg.model_dir or not cfg.audio:
         raise ConfigError("usage: distill keyword detect MODEL_DIR audio.wav [hop_s=0.1 threshold=...]")
-    audio = load_audio(cfg.audio, require_signal=False)
+    audio = load_audio(cfg.audio)  # digital silence is refused: nothing could be detected in it
     fmt = sf.info(cfg.audio)
     note = conversion(fmt.samplerate, fmt.channels)
     if note:
         print(f"note: {cfg.audio}: {note}", file=sys.stderr)
     chunk = max(1, int(round(cfg.chunk_s * 16000)))
-    events, seconds, cpu = detect_file(cfg.model_dir, audio, chunk, threshold=cfg.threshold, hop_s=cfg.hop_s,
-                                       refractory_s=cfg.refractory_s, confirm_windows=cfg.confirm_windows,
-                                       int8=cfg.int8, threads=cfg.threads)
+    det = Detector(cfg.model_dir, threshold=cfg.threshold, hop_s=cfg.hop_s, refractory_s=cfg.refractory_s,
+                   confirm_windows=cfg.confirm_windows, int8=cfg.int8, threads=cfg.threads)
+    events, seconds, cpu = feed(det, audio, chunk)
     duration = max(audio.size / 16000, 1e-9)
     for e in events:
         print(f"{e.time_s:9.2f} s  score {e.score:.3f}")
     print(f"{len(events)} event(s) in {duration:.1f} s of audio; real-time factor {seconds / duration:.4f} "
           f"({seconds:.2f} s wall, {cpu:.2f} s CPU: RTF {cpu / duration:.4f} by CPU time; {cfg.threads} thread(s))")
+    if audio.size < det.window:
+        window_s = det.window / det.sample_rate
+        print(f"warning: {cfg.audio} is {audio.size / 16000:.2f} s long, shorter than the model's window "
+              f"({window_s:.2f} s): it was scored as one window with {window_s - audio.size / 16000:.2f} s of silence "
+              f"before it (score {det.scores[-1][1]:.3f}, threshold {det.threshold:.4f}); a detector hears the "
+              f"keyword inside a whole window, so give at least {window_s:.2f} s of audio", file=sys.stderr)
     return 0
 
 

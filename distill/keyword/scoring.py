@@ -3,9 +3,11 @@
 Two scorers give the same numbers: ``OnnxScorer`` runs the exported graph on raw audio windows (what the
 ``Detector`` runs), ``TorchScorer`` computes the stream's feature frames once and slides the window over them
 (a window starting on a frame boundary has exactly those frames), which is much faster on hours of audio.
+``StreamScores`` gives a scorer's numbers on a stream fed in pieces, a block of windows at a time.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -136,6 +138,47 @@ class Confirmed:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return confirm(self.scorer(audio), self.confirm_windows)
+
+
+class StreamScores:
+    """Window scores of one stream fed in pieces, equal to those of ``scorer`` on the whole stream: windows every
+    hop from its start, scored a block of windows at a time. A block is a multiple of the scorer's batch, so each
+    batch holds the windows it holds in one call on the whole stream (an int8 graph scales by the batch's
+    range); ``Confirmed`` confirms over the whole stream at the end."""
+
+    def __init__(self, scorer, window: int, hop: int, block_windows: int = 2048) -> None:
+        confirmed = isinstance(scorer, Confirmed)
+        self.scorer = scorer.scorer if confirmed else scorer
+        self.confirm_windows = scorer.confirm_windows if confirmed else 1
+        batch = math.lcm(64, *(int(getattr(self.scorer, a, 1) or 1) for a in ("batch", "block")))
+        self.block = batch * max(1, block_windows // batch)
+        self.window, self.hop = window, hop
+        self.pieces: list[np.ndarray] = []
+        self.held = 0  # samples in pieces: less than a block's span and a piece
+        self.out: list[np.ndarray] = []
+
+    def feed(self, x: np.ndarray) -> None:
+        self.pieces.append(x)
+        self.held += x.size
+        span = (self.block - 1) * self.hop + self.window
+        if self.held < span:
+            return
+        buf = np.concatenate(self.pieces)
+        start = 0
+        while buf.size - start >= span:
+            self.out.append(self.scorer(buf[start : start + span]))
+            start += self.block * self.hop
+        self.pieces = [buf[start:].copy()]
+        self.held = self.pieces[0].size
+
+    def end(self) -> np.ndarray:
+        """Scores of every window of the stream (confirmed when the scorer is ``Confirmed``)."""
+        if self.pieces:
+            self.out.append(self.scorer(np.concatenate(self.pieces)))
+        self.pieces, self.held = [], 0
+        raw = np.concatenate(self.out) if self.out else np.zeros(0, np.float32)
+        self.out = []
+        return confirm(raw, self.confirm_windows) if self.confirm_windows > 1 else raw
 
 
 class Trigger:
