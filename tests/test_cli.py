@@ -240,13 +240,13 @@ def test_missing_noise_dir_is_named(tmp_path, monkeypatch, capsys):
     assert "augment.noise_dir /nonexistent/noise does not exist" in capsys.readouterr().err
 
 
-def test_readme_bench_options_are_accepted():
+def test_documented_bench_options_are_accepted():
     from omegaconf import OmegaConf
 
     from distill.bench import BenchConfig
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (options,) = re.findall(r"`distill bench \[([^\]]*)\]`", readme)
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "run.md").read_text()
+    (options,) = re.findall(r"`distill bench \[([^\]]*)\]`", guide)
     OmegaConf.merge(OmegaConf.structured(BenchConfig), OmegaConf.from_dotlist(options.split()))
 
 
