@@ -6,7 +6,7 @@ Commands folder (the split of `real_speech.py`: data.val_percent=0 data.test_per
 again with `kd.unlabeled` = the other 70%'s audio without its labels plus the LibriSpeech excerpts (the run's
 teacher reused, no baseline).
 
-    python benchmarks/backbone_teachers.py [--teachers kwt,embedding,mswc] [--seeds 0] [--out DIR] [KEY=VALUE ...]
+    python -m benchmarks.backbone_teachers [--teachers kwt,embedding,mswc] [--seeds 0] [--out DIR] [KEY=VALUE ...]
 
 Teachers: `kwt` (KWT-tiny on speech_embedding frames: the default of `distill run teacher=kwt`), `embedding`
 (an MLP head on speech_embedding), `mswc` (the head on mswc_resnet50), `scratch` (KWT-tiny on log-mel frames).
@@ -24,8 +24,9 @@ from distill.config import DataConfig, load_run_config
 from distill.data import build_splits
 from distill.evaluate_cli import run_eval
 from distill.pipeline import run
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 TEACHERS = {
     "kwt": ["teacher=kwt"],
     "embedding": ["teacher=embedding"],

@@ -1,6 +1,6 @@
 """Every bad input of ``tests/bad_inputs.py`` through every reader: what each command does with it.
 
-    python benchmarks/bad_inputs.py [--model KEYWORD_DIR] [--json OUT.json]
+    python -m benchmarks.bad_inputs [--model KEYWORD_DIR] [--json OUT.json]
 
 Readers: the dataset reader (a label folder holding the input, as ``distill run data.root=`` reads it), enrolment
 recordings (``keyword create recordings=``: the input beside three good recordings), ``keyword detect`` on the
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from benchmarks.common import test_helpers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+test_helpers()
 import bad_inputs  # noqa: E402
 
 SR = 16000

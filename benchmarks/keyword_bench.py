@@ -14,8 +14,8 @@ Reports FRR at the threshold calibrated by ``create`` (on synthetic held-out aud
 FA/h it gives on real negatives, and the best FRR at <= 1 FA/h read from the real DET curve; int8 for the
 full configuration; and the ``Detector`` real-time factor on one core.
 
-    python benchmarks/keyword_bench.py [--words left,off,stop] [--out bench_out/keyword] [--reeval] [KEY=VALUE ...]
-    python benchmarks/keyword_bench.py --recalibrate [--words ...] [--out ...]
+    python -m benchmarks.keyword_bench [--words left,off,stop] [--out bench_out/keyword] [--reeval] [KEY=VALUE ...]
+    python -m benchmarks.keyword_bench --recalibrate [--words ...] [--out ...]
 
 ``--recalibrate`` takes the models already in ``--out`` and splits the negatives by speaker in two halves: each
 model is calibrated again (``distill keyword calibrate``, on a copy) on half A, and both thresholds, create's and
@@ -31,7 +31,7 @@ half's clips of the other benchmark words, in a folder per word (``negatives=``,
 teacher fine-tuned on the keyword (``teacher=``); ``tts`` and ``tts+kd`` train from scratch, for comparison on
 the same half.
 
-    python benchmarks/keyword_bench.py --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
+    python -m benchmarks.keyword_bench --base [--base-args "KEY=VALUE ..."] [--words ...] [--out ...] [KEY=VALUE ...]
 
 ``--enrol-base-speakers K`` (with ``--base``) adds the word's clips of K base-half speakers to the enrolment: what
 recordings from other people bring. The test set stays the same; ``data.max_recording_copies`` is set to what
@@ -41,7 +41,7 @@ recordings from other people bring. The test set stays the same; ``data.max_reco
 speech_embedding`` / ``mswc_resnet50``); ``--libri DIR`` gives half of the LibriSpeech excerpts' speakers to create
 as real negatives and streams the other half with the test negatives:
 
-    python benchmarks/keyword_bench.py --configs tts,tts+speech_embedding --libri ../shared/data/librispeech_train_clean_excerpts
+    python -m benchmarks.keyword_bench --configs tts,tts+speech_embedding --libri ../shared/data/librispeech_train_clean_excerpts
 
 KEY=VALUE arguments go to every ``distill keyword create`` (e.g. train.epochs=20 tts.engines=espeak).
 """
@@ -55,8 +55,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 CONFIGS = {  # name: (TTS positives, teacher: None / "auto" / "base", student from the base model)
     "tts+kd": (True, "auto", False),
     "tts": (True, None, False),

@@ -2,7 +2,7 @@
 
 Trains teacher, KD student and baseline student for several seeds with `distill run` and prints mean and std.
 
-    python benchmarks/real_speech.py [--seeds 0,1,2] [--out bench_out/real] [KEY=VALUE ...]
+    python -m benchmarks.real_speech [--seeds 0,1,2] [--out bench_out/real] [KEY=VALUE ...]
 
 Extra KEY=VALUE arguments are passed to every `distill run` (e.g. teacher=tcresnet kd.alpha=0.9).
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from distill.config import load_run_config
 from distill.pipeline import run
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 
 
 def main() -> None:

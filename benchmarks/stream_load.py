@@ -1,7 +1,7 @@
 """Long streams in bounded memory: the streaming ``Detector`` over an hour of audio in chunks of any size, and
 ``distill keyword eval`` over hours of negatives.
 
-    python benchmarks/stream_load.py [--model DIR] [--detector-minutes 60] [--eval-hours 1,10]
+    python -m benchmarks.stream_load [--model DIR] [--detector-minutes 60] [--eval-hours 1,10]
         [--chunkings whole,100ms,random,1-sample] [--parts detector,eval] [--data ../shared/data]
 
 Audio: LibriSpeech excerpts (real read speech, cycled, each file at a random gain) over one of the real noise
@@ -35,24 +35,14 @@ from typing import Iterator
 
 import numpy as np
 import soundfile as sf
+from benchmarks.common import SHARED_DATA, test_helpers
+
+test_helpers()
+from signals import chirp, tone  # noqa: E402  (the tests' signals)
 
 SR = 16000
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 CHUNKINGS = ("whole", "100ms", "random", "1-sample")
-
-
-def chirp(rng: np.random.Generator) -> np.ndarray:
-    """The benchmark's keyword: a 0.25 s rising chirp then a 0.25 s two-tone, slightly varied."""
-    t = np.arange(int(SR * 0.25 * rng.uniform(0.9, 1.1))) / SR
-    f0 = 400 * rng.uniform(0.95, 1.05)
-    a = np.sin(2 * np.pi * (f0 * t + 600 * t**2 / t[-1])) * np.hanning(t.size)
-    b = (np.sin(2 * np.pi * 1500 * t) + 0.5 * np.sin(2 * np.pi * 2250 * t)) * np.hanning(t.size)
-    return np.concatenate([a, b]).astype(np.float32)
-
-
-def tone(rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(SR * rng.uniform(0.3, 0.6))) / SR
-    return (np.sin(2 * np.pi * rng.uniform(300, 2500) * t) * np.hanning(t.size)).astype(np.float32)
 
 
 def audio_blocks(seconds: float, data: Path | None, seed: int, keywords: bool) -> Iterator[np.ndarray]:
@@ -79,7 +69,7 @@ def audio_blocks(seconds: float, data: Path | None, seed: int, keywords: bool) -
         x = x[: total - done]
         while keywords and next_kw + SR < done + x.size:
             if next_kw >= done:
-                s = chirp(rng)
+                s = chirp(rng, vary=0.1)
                 x[next_kw - done : next_kw - done + s.size] += rng.uniform(0.1, 0.6) * s
             next_kw += int(rng.uniform(20, 40) * SR)
         yield np.clip(x, -1, 1)
@@ -166,7 +156,7 @@ def make_model(root: Path) -> Path:
     recs = []
     for i in range(3):
         x = rng.normal(0, 0.002, int(1.2 * SR)).astype(np.float32)
-        s, at = chirp(rng), int(rng.uniform(0.1, 0.5) * SR)
+        s, at = chirp(rng, vary=0.1), int(rng.uniform(0.1, 0.5) * SR)
         x[at : at + s.size] += 0.5 * s
         recs.append(root / f"rec{i}.wav")
         sf.write(recs[-1], x, SR, subtype="PCM_16")
@@ -191,7 +181,7 @@ def detector_table(args: argparse.Namespace, tmp: Path) -> list[str]:
     rows, want = [], None
     for kind in args.chunkings:
         result = tmp / f"det-{kind}.json"
-        cmd = [sys.executable, __file__, "--worker", kind, "--model", str(args.model), "--result", str(result),
+        cmd = [sys.executable, "-m", "benchmarks.stream_load", "--worker", kind, "--model", str(args.model), "--result", str(result),
                "--detector-minutes", str(args.detector_minutes)] + (["--data", str(args.data)] if args.data else [])
         code, _, peak = run_measured(cmd)
         if code:
@@ -235,7 +225,7 @@ def eval_table(args: argparse.Namespace, tmp: Path) -> list[str]:
     rng = np.random.default_rng(3)
     for i in range(50):
         x = rng.normal(0, 0.003, int(1.5 * SR)).astype(np.float32)
-        s = chirp(rng)
+        s = chirp(rng, vary=0.1)
         x[SR // 4 : SR // 4 + s.size] += 0.5 * s
         sf.write(pos / f"p{i:02d}.wav", x, SR, subtype="PCM_16")
     rows = []
@@ -279,7 +269,7 @@ def main() -> None:
         args.data = None
     if args.worker:
         return detector_worker(args)
-    print(f"python benchmarks/stream_load.py {' '.join(sys.argv[1:])}", flush=True)
+    print(f"python -m benchmarks.stream_load {' '.join(sys.argv[1:])}", flush=True)
     print(f"audio: {'LibriSpeech excerpts and noise recordings from ' + str(args.data) if args.data else 'generated'}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     with tempfile.TemporaryDirectory(prefix="kws-stream-load-") as tmp:
@@ -297,3 +287,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -1,6 +1,6 @@
 """Synthesis throughput per TTS engine and mixed, in utterances per second (issue 3, benchmark 8).
 
-    python benchmarks/synth_throughput.py [--n 200] [--workers 2] [--noise ../shared/data/noise]
+    python -m benchmarks.synth_throughput [--n 200] [--workers 2] [--noise ../shared/data/noise]
 
 Each engine writes ``n`` clips of the ten Speech Commands words (full pipeline: synthesis, speaker
 perturbation, augmentation, 16 kHz wav, manifest) into a temporary folder; "mixed" shares the ``n`` clips
@@ -25,9 +25,10 @@ from rich.table import Table
 from synth.api import synthesize_dataset
 from synth.config import OFFLINE_ENGINES
 from synth.engines import ENGINES
+from benchmarks.common import SHARED_DATA
 
 WORDS = "yes,no,up,down,left,right,on,off,stop,go"
-DEFAULT_NOISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "noise"
+DEFAULT_NOISE = SHARED_DATA / "noise"
 
 
 def measure(engines: list[str], n: int, workers: int, noise: Path | None, root: Path) -> dict:

@@ -10,7 +10,7 @@ The synthetic clips come from ``data.synth.per_word`` (synthesized once into the
 repeats of the real clips from ``data.real_repeat``, as in ``distill run``; a k-shot condition reads its real clips
 from a small manifest of real clips only.
 
-    python benchmarks/synth_to_real.py [--k 5,20,all] [--per-word 300] [--real-repeat 4] [--out DIR] [KEY=VALUE ...]
+    python -m benchmarks.synth_to_real [--k 5,20,all] [--per-word 300] [--real-repeat 4] [--out DIR] [KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from distill.data import build_splits
 from distill.pipeline import prepare, teacher_targets, train_model
 from distill.evaluate import confusion
 from distill.train import accuracy, predict
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 REAL = ROOT / "speech_commands_v2_test_dev"
 REAL_SPLIT = ["data.val_percent=0", "data.test_percent=30"]  # the speaker-disjoint 30% of real_speech.py
 

@@ -5,7 +5,7 @@
 2. ASHA vs FIFO: the same 8 sampled configs (same seed) with ASHA; trial-epochs saved and the best accuracy.
 3. lr_batch: accuracy against batch size (32-1024) with and without the linear LR scaling rule (lr_batch.png).
 
-    python benchmarks/tune_bench.py [--what efficiency,asha,lr_batch] [--epochs 10] [--out bench_out/tune]
+    python -m benchmarks.tune_bench [--what efficiency,asha,lr_batch] [--epochs 10] [--out bench_out/tune]
                                     [KEY=VALUE ...]
 
 The teacher (teacher=tcresnet) is trained once, by the first search, and loaded by the others. Extra KEY=VALUE
@@ -21,8 +21,9 @@ from pathlib import Path
 from tune.config import load_tune_config
 from tune.plots import lr_batch_curves
 from tune.search import run_search
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 
 
 def search(args: list[str]) -> dict:

@@ -9,27 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from signals import chirp, tone
 
 from distill.cli import main
 from distill.errors import AudioError, KwsError
 
 pytest.importorskip("onnxruntime")
 SR = 16000
-
-
-def chirp(rng: np.random.Generator) -> np.ndarray:
-    """The keyword of these tests: a 0.25 s rising chirp then a 0.25 s two-tone."""
-    t = np.arange(SR // 4) / SR
-    f0 = 400 * rng.uniform(0.95, 1.05)
-    a = np.sin(2 * np.pi * (f0 * t + 600 * t**2 / t[-1])) * np.hanning(t.size)
-    b = (np.sin(2 * np.pi * 1500 * t) + 0.5 * np.sin(2 * np.pi * 2250 * t)) * np.hanning(t.size)
-    return np.concatenate([a, b]).astype(np.float32)
-
-
-def tone(rng: np.random.Generator) -> np.ndarray:
-    """Something else: a steady tone of 0.3-0.6 s."""
-    t = np.arange(int(SR * rng.uniform(0.3, 0.6))) / SR
-    return (np.sin(2 * np.pi * rng.uniform(300, 2500) * t) * np.hanning(t.size)).astype(np.float32)
 
 
 def scene(seconds: float, rng: np.random.Generator, every_s: float = 3.0) -> np.ndarray:

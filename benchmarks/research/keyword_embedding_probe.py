@@ -14,7 +14,7 @@ carries them:
     pip download --no-deps openwakeword==0.5.1 -d /tmp/oww
     unzip -j /tmp/oww/openwakeword-0.5.1-py3-none-any.whl 'openwakeword/resources/models/*spec*.onnx' \\
         'openwakeword/resources/models/embedding_model.onnx' -d /tmp/oww/models
-    python benchmarks/keyword_embedding_probe.py --models /tmp/oww/models [--words stop,left,off] \\
+    python -m benchmarks.research.keyword_embedding_probe --models /tmp/oww/models [--words stop,left,off] \\
         [--window 1.5] tts.n=400 tts.words=800 negatives=../shared/data/fsdd/recordings
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import keyword_bench as kb
+from benchmarks import keyword_bench as kb
 
 STEP = 1280  # samples per embedding (8 mel frames of 10 ms)
 SPAN = 76  # mel frames per embedding (0.775 s)

@@ -5,7 +5,7 @@ score over the clip, padded by half a window each side, after the detector's con
 windows): quantiles over the keyword's own clips (all of them, the enrolment speaker's included), the
 top-scoring clips of every other folder, and keyword recall against negative clips above a few thresholds.
 
-    python benchmarks/keyword_scores.py MODEL_DIR WORD [--data DIR] [--top 15] [--confirm N]
+    python -m benchmarks.research.keyword_scores MODEL_DIR WORD [--data DIR] [--top 15] [--confirm N]
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from distill.audio import load_audio
 from distill.keyword.config import confirm_windows_for
 from distill.keyword.model import load_model
 from distill.keyword.scoring import Confirmed, TorchScorer
+from benchmarks.common import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = SHARED_DATA
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ Each model scores every window once (full logits); then each rule is read off th
 * smoothing over consecutive windows: ``minN`` (the detector's confirmation: all N windows at the threshold),
   ``meanN`` (the mean of the last N window scores, fewer at the start of a stream).
 
-    python benchmarks/keyword_rescore.py WORD MODEL_DIR [MODEL_DIR ...] [--base] [--scores share,best]
+    python -m benchmarks.research.keyword_rescore WORD MODEL_DIR [MODEL_DIR ...] [--base] [--scores share,best]
         [--smoothing min3,mean3]
 
 Prints, per model and rule, the best FRR at <= 1 / 5 / 10 / 25 FA/h and at <= 1 FA/h by background.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import keyword_bench as kb
+from benchmarks import keyword_bench as kb
 from distill.audio import SAMPLE_RATE
 from distill.keyword.config import EvalConfig, stream_timing
 from distill.keyword.evaluate import positive_stream, score_clips

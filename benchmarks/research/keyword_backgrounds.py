@@ -12,7 +12,7 @@ It prints the median keyword probability and the share above 0.5 for each, and t
 clips alone (the other words, zero-padded to the window like ``silence``). ``--floor-db`` re-reads the same
 windows with a noise floor under the model's features (``features.floor_db``), without retraining.
 
-    python benchmarks/keyword_backgrounds.py MODEL_DIR [--word stop] [--floor-db -70] [--clips 60] [--base]
+    python -m benchmarks.research.keyword_backgrounds MODEL_DIR [--word stop] [--floor-db -70] [--clips 60] [--base]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import keyword_bench as kb
+from benchmarks import keyword_bench as kb
 from distill.keyword.dataset import speech_run
 
 BACKGROUNDS = ("silence", "noise 20 dB", "speech 20 dB", "speech 10 dB")

@@ -6,7 +6,7 @@ clip plus the noise files as one negative stream; ``--base``: only the enrolment
 every window once per model, and reads the DET curve of the mean keyword probability of each combination (before the
 detector's confirmation over consecutive windows, which then applies as in ``distill keyword eval``).
 
-    python benchmarks/keyword_ensemble.py WORD MODEL_DIR MODEL_DIR [...] [--base] [--data DIR] [--noise DIR]
+    python -m benchmarks.research.keyword_ensemble WORD MODEL_DIR MODEL_DIR [...] [--base] [--data DIR] [--noise DIR]
 
 Prints the best FRR at <= 1 / 5 / 10 / 25 FA/h of each combination, and for each size the mean over the
 combinations of that size.
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import keyword_bench as kb
+from benchmarks import keyword_bench as kb
 from distill.keyword.config import EvalConfig, confirm_windows_for, stream_timing
 from distill.keyword.evaluate import positive_stream, score_clips
 from distill.keyword.model import load_model, read_meta

@@ -12,7 +12,7 @@ next to its own word classes:
 The phone head is dropped when saved: the checkpoint is the same model with a trunk that was also taught phones,
 and ``keyword create init=`` / ``keyword_bench.py --init-from teacher`` take it as they take the original.
 
-    python benchmarks/phone_pretrain.py --init RUN/checkpoints/teacher --manifest BASE/manifest.jsonl \
+    python -m benchmarks.research.phone_pretrain --init RUN/checkpoints/teacher --manifest BASE/manifest.jsonl \
         --exclude stop,off,left --out OUT/checkpoints/teacher [--tts-clips 12000 --epochs 20 --phone-weight 1.0]
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import keyword_bench as kb
+from benchmarks import keyword_bench as kb
 from distill.audio import fit_length, load_audio
 from distill.classifier import load_classifier
 from distill.data.cache import cache_dir
