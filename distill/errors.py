@@ -20,6 +20,10 @@ class AudioError(KwsError):
     """An audio file that cannot be used; the message names the file."""
 
 
+class NoEngineError(KwsError):
+    """None of the requested TTS engines can run here (the message says why each cannot)."""
+
+
 def check(ok: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``ok``: the one validation helper of every config dataclass."""
     if not ok:

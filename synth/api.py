@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from rich.markup import escape
 
 from distill.checkpoint import check_writable_dir
-from distill.errors import ConfigError, KwsError
+from distill.errors import ConfigError, KwsError, NoEngineError
 from synth.config import OFFLINE_ENGINES, SynthConfig, to_yaml
 from synth.engines import ENGINES
 from synth.speaker import count_voices
@@ -97,7 +97,7 @@ def available_engines(cfg: SynthConfig) -> list[str]:
             ENGINES.get(name).voices(cfg.engine_options(name))  # ConfigError for unknown voices/variants
             ok.append(name)
     if not ok:
-        raise KwsError("no TTS engine is available; " + "; ".join(reasons))
+        raise NoEngineError("no TTS engine is available; " + "; ".join(reasons))
     return ok
 
 

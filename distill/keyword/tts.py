@@ -18,7 +18,7 @@ import numpy as np
 
 from distill.audio import load_audio, save_audio
 from distill.data.cache import cache_dir
-from distill.errors import KwsError
+from distill.errors import KwsError, NoEngineError
 from distill.keyword.config import TTSSection
 from distill.progress import info
 
@@ -138,10 +138,8 @@ def _call(words: list[str], n: int, unknown: int, cfg: TTSSection, window_s: flo
     try:
         synthesize_dataset(words, n=n, engines=list(cfg.engines), out=out, seed=seed, workers=cfg.workers,
                            unknown=unknown, silence=0, clip_seconds=window_s, progress=True, options=options)
-    except KwsError as e:
-        if "no TTS engine is available" in str(e):
-            return None
-        raise
+    except NoEngineError:
+        return None
     report = json.loads((out / "synth_report.json").read_text())
     return out, list(report.get("engines", []))
 
