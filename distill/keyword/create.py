@@ -303,11 +303,10 @@ def calibration_stream(data: ds.KeywordData, total_s: float) -> dict[str, Any]:
 
 def write_outputs(out: Path, meta: dict[str, Any], rows, curves: dict[str, Det], threshold: float,
                   cfg: CreateConfig, notes: list[str]) -> None:
-    from distill.keyword.report import plot_det, write_create_report
+    from distill.keyword.report import write_create_report, write_det
 
-    plot_det(curves, threshold, cfg.target_fa_per_hour, out / "det.png",
-             f"{cfg.name}: held-out positives vs {curves['float32'].hours:.2f} h of negatives")
-    (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
+    write_det(out, curves, threshold, cfg.target_fa_per_hour,
+              f"{cfg.name}: held-out positives vs {curves['float32'].hours:.2f} h of negatives")
     hours = curves["float32"].hours
     stream = meta["calibration"]["stream"]
     notes = [f"calibration stream: {stream['real_negative_s'] / 3600:.2f} h of real negatives and "

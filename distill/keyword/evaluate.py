@@ -9,7 +9,6 @@ threshold.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -392,11 +391,10 @@ def run_eval(cfg: EvalConfig, positives: list[np.ndarray] | None = None, negativ
 
 
 def write(out: Path, metrics: dict[str, Any], curves: dict[str, Det], rows, threshold: float, meta, cfg) -> None:
-    from distill.keyword.report import plot_det, write_eval_report
+    from distill.keyword.report import write_det, write_eval_report
 
-    plot_det(curves, threshold, float(meta.get("target_fa_per_hour", 0.5)), out / "det.png",
-             f"{meta['name']}: {metrics['n_positive']} positives vs {metrics['hours_negative']:.2f} h of negatives")
-    (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
+    write_det(out, curves, threshold, float(meta.get("target_fa_per_hour", 0.5)),
+              f"{meta['name']}: {metrics['n_positive']} positives vs {metrics['hours_negative']:.2f} h of negatives")
     write_json(out / "metrics.json", metrics)
     notes = [f"positives: {cfg.positives or '(given)'}, each inside {cfg.context_s:g} s of background before and "
              f"after (noise or other speech from the negatives) at {cfg.snr_db[0]:g}-{cfg.snr_db[1]:g} dB SNR",

@@ -1,12 +1,21 @@
 """What a person reads after ``create`` and ``eval``: a DET curve PNG and a short report.md."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distill.keyword.scoring import Det
+
+
+def write_det(out: Path, curves: dict[str, Det], threshold: float, target_fa_per_hour: float | None,
+              title: str) -> None:
+    """``det.png`` (the curves, the threshold's points) and ``det.json`` (the curves' points) in ``out``: what
+    create and eval both write."""
+    plot_det(curves, threshold, target_fa_per_hour, out / "det.png", title)
+    (out / "det.json").write_text(json.dumps({k: d.to_json() for k, d in curves.items()}))
 
 
 def plot_det(curves: dict[str, Det], threshold: float, target_fa_per_hour: float | None, path: Path,
