@@ -5,7 +5,7 @@ import errno
 import logging
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -49,15 +49,66 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             audio = f.read(dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
         raise AudioError(f"{path}: cannot read audio ({e})") from None
-    declared = max(declared, wav_declared_frames(path) or 0)
-    if 0 < len(audio) < declared:
-        raise AudioError(f"{path}: truncated: its header declares {declared / sr:.2f} s of audio but the file "
-                         f"holds {len(audio) / sr:.2f} s (an interrupted copy or download?)")
+    if len(audio):
+        check_length(path, max(declared, wav_declared_frames(path) or 0), len(audio), sr)
     if audio.size == 0:
         raise AudioError(f"{path}: file has no samples")
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: audio contains NaN or inf samples")
     return audio, sr
+
+
+def check_length(path: Path, declared: int, held: int, sample_rate: int) -> None:
+    """``AudioError`` when a file holds fewer frames than its header declares."""
+    if held < declared:
+        raise AudioError(f"{path}: truncated: its header declares {declared / sample_rate:.2f} s of audio but the "
+                         f"file holds {held / sample_rate:.2f} s (an interrupted copy or download?)")
+
+
+def audio_header(path: str | Path) -> tuple[int, int, int]:
+    """``(frames, sample rate, channels)`` from the file's header, without decoding it; ``AudioError`` as
+    ``read_audio`` words it for a file that cannot be opened or declares more frames than it holds."""
+    path = check_path(path)
+    try:
+        h = sf.info(str(path))
+    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
+        raise AudioError(f"{path}: cannot read audio ({e})") from None
+    check_length(path, wav_declared_frames(path) or 0, h.frames, h.samplerate)
+    return h.frames, h.samplerate, h.channels
+
+
+BLOCK_FRAMES = 1 << 20  # read_blocks reads a long file this many frames at a time
+
+
+def read_blocks(path: str | Path, frames: int | None = None) -> Iterator[np.ndarray]:
+    """A long file as ``load_audio`` reads it (mono float32 at 16 kHz), in blocks of about ``frames`` frames;
+    ``AudioError`` naming the file for what ``read_audio`` refuses (unreadable, truncated, NaN/inf)."""
+    frames = frames or BLOCK_FRAMES
+    declared, sr, _ = audio_header(path)
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # soundfile raises several types
+        raise AudioError(f"{path}: cannot read audio ({e})") from None
+    with f:
+        resampler = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32") if sr != SAMPLE_RATE else None
+        done = 0
+        while True:
+            try:
+                x = f.read(frames, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(f"{path}: cannot read audio at {done / sr:.1f} s ({e})") from None
+            done += len(x)
+            last = len(x) < frames
+            if not np.isfinite(x).all():
+                raise AudioError(f"{path}: audio contains NaN or inf samples")
+            x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+            if resampler is not None:
+                x = resampler.resample_chunk(x, last=last)
+            if x.size:
+                yield np.ascontiguousarray(x, dtype=np.float32)
+            if last:
+                break
+    check_length(Path(path), declared, done, sr)
 
 
 def wav_declared_frames(path: Path) -> int | None:

@@ -135,10 +135,11 @@ def test_detect_on_audio_shorter_than_a_window_says_so(model, tmp_path, capsys):
 def small_blocks(monkeypatch):
     """Blocks of minutes scaled to seconds, so that a few minutes of audio cross many of them: files over 20 s are
     streamed 7 s at a time, windows scored 64 at a time, streams of whole files cut after 60 s."""
+    import distill.audio
     import distill.keyword.evaluate as ev
 
     monkeypatch.setattr(ev, "WHOLE_VALUES", 20 * SR)
-    monkeypatch.setattr(ev, "BLOCK_FRAMES", 7 * SR)
+    monkeypatch.setattr(distill.audio, "BLOCK_FRAMES", 7 * SR)
     monkeypatch.setattr(ev, "BLOCK_WINDOWS", 64)
     monkeypatch.setattr(ev, "SEGMENT_S", 60.0)
     return ev

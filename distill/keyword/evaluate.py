@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from distill.audio import SAMPLE_RATE, load_audio
+from distill.audio import SAMPLE_RATE, audio_header, load_audio, read_blocks
 from distill.checkpoint import check_writable_dir, write_json
 from distill.errors import AudioError, ConfigError, KwsError
 from distill.keyword.config import EvalConfig, confirm_windows_for, stream_timing
@@ -99,7 +99,6 @@ def score_clips(scorer, clips: list[np.ndarray], what: str) -> tuple[list[np.nda
 
 SEGMENT_S = 300.0  # negatives are scored as streams of whole files of about this length, as ``segments`` cuts them
 WHOLE_VALUES = int(SEGMENT_S * SAMPLE_RATE)  # a file of at most this many values (frames x channels) is read whole
-BLOCK_FRAMES = 1 << 20  # a longer file is read this many frames at a time
 BLOCK_WINDOWS = 2048  # windows scored at a time (StreamScores)
 
 
@@ -129,7 +128,7 @@ class NegativeAudio:
         source = cls(files, what=what)
         for i, f in enumerate(files):
             try:
-                source.frames[i] = header(f)
+                source.frames[i] = audio_header(f)
             except AudioError as e:
                 source.unopened.append(str(e))
         source.skipped = list(source.unopened)
@@ -207,61 +206,6 @@ class NegativeAudio:
             more = " ..." if len(self.skipped) > 3 else ""
             info(f"[yellow]skipped {len(self.skipped)} unusable {self.what} file(s) of {len(self.files)}[/]: "
                  f"{'; '.join(self.skipped[:3])}{more}")
-
-
-def header(path: Path) -> tuple[int, int, int]:
-    """(frames, sample rate, channels) of an audio file; ``AudioError`` as ``read_audio`` words it for a file that
-    cannot be opened or holds fewer frames than its header declares."""
-    import soundfile as sf
-
-    from distill.audio import check_path, wav_declared_frames
-
-    path = check_path(path)
-    try:
-        h = sf.info(str(path))
-    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    declared = wav_declared_frames(path) or 0
-    if h.frames < declared:
-        raise AudioError(f"{path}: truncated: its header declares {declared / h.samplerate:.2f} s of audio but the "
-                         f"file holds {h.frames / h.samplerate:.2f} s (an interrupted copy or download?)")
-    return h.frames, h.samplerate, h.channels
-
-
-def read_blocks(path: Path, frames: int | None = None) -> Iterator[np.ndarray]:
-    """A long file as ``load_audio`` reads it (mono float32 at 16 kHz), in blocks of about ``frames`` frames;
-    ``AudioError`` naming the file for what ``read_audio`` refuses (unreadable, truncated, NaN/inf)."""
-    import soundfile as sf
-    import soxr
-
-    frames = frames or BLOCK_FRAMES
-    declared, sr, _ = header(path)
-    try:
-        f = sf.SoundFile(str(path))
-    except Exception as e:  # soundfile raises several types
-        raise AudioError(f"{path}: cannot read audio ({e})") from None
-    with f:
-        resampler = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32") if sr != SAMPLE_RATE else None
-        done = 0
-        while True:
-            try:
-                x = f.read(frames, dtype="float32", always_2d=True)
-            except Exception as e:
-                raise AudioError(f"{path}: cannot read audio at {done / sr:.1f} s ({e})") from None
-            done += len(x)
-            last = len(x) < frames
-            if not np.isfinite(x).all():
-                raise AudioError(f"{path}: audio contains NaN or inf samples")
-            x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-            if resampler is not None:
-                x = resampler.resample_chunk(x, last=last)
-            if x.size:
-                yield np.ascontiguousarray(x, dtype=np.float32)
-            if last:
-                break
-    if done < declared:
-        raise AudioError(f"{path}: truncated: its header declares {declared / sr:.2f} s of audio but it decodes "
-                         f"to {done / sr:.2f} s")
 
 
 def score_negatives(scorers: dict[str, Any], source: NegativeAudio, window: int, hop: int, what: str
