@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlparse
 
+from distill.checkpoint import write_json
 from distill.data.cache import cache_dir
 from distill.errors import KwsError
 
@@ -46,10 +47,8 @@ def sign(run_dir: Path, experiment: str) -> None:
     run_dir = Path(run_dir).resolve()
     record = {"run_dir": str(run_dir), "experiment": experiment,
               "hmac": _digest(_key(create=True), run_dir, experiment)}
-    tmp = run_dir / f"{MARKER}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, run_dir / MARKER)
+    write_json(run_dir / MARKER, record)
+    os.chmod(run_dir / MARKER, 0o644)  # a group- or world-writable marker would be refused on resume
 
 
 def check_resume(run_dir: Path, experiment: str, trust_storage: bool = False) -> str:
